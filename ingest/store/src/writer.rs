@@ -1,0 +1,591 @@
+//! The writer thread: group commit, segment rotation and commit-log compaction.
+//!
+//! One group: take every batch queued (up to `max_group_bytes`), drop duplicates, append
+//! each stream's lines to its active segment, fdatasync the touched segments (in parallel),
+//! append one commit record and fdatasync the log, then publish the new committed lengths
+//! and ids and answer every batch of the group.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use logops_common::Kind;
+use tokio::sync::oneshot;
+use tracing::{debug, error, info, warn};
+
+use crate::batch::{WriteBatch, WriteOutcome};
+use crate::commit_log::{self, CommitLog};
+use crate::compressor::CompressMsg;
+use crate::error::StoreError;
+use crate::fsutil::{create_dirs_durably, datasync, remove_if_exists, sync_dir, unix_ms};
+use crate::options::FsyncObserver;
+use crate::retention::RetentionMsg;
+use crate::segment::{ndjson_name, stream_dir, LineStats, SegmentMeta, StreamKey};
+use crate::shared::{lock, Shared};
+use crate::snapshot::{self, SegState, Snapshot};
+use crate::stats::Counters;
+
+/// At most this many threads fdatasync the segments of one group.
+const MAX_SYNC_THREADS: usize = 8;
+
+/// A queued batch and where its outcome goes.
+pub(crate) struct Job {
+    /// The batch.
+    pub(crate) batch: WriteBatch,
+    /// Receives the outcome.
+    pub(crate) reply: oneshot::Sender<Result<WriteOutcome, StoreError>>,
+}
+
+/// The writer's handle on a stream's active segment.
+pub(crate) struct ActiveSegment {
+    /// Its seq.
+    pub(crate) seq: u64,
+    /// Its path.
+    pub(crate) path: PathBuf,
+    /// The open file.
+    pub(crate) file: File,
+    /// Its committed length: the next write goes there.
+    pub(crate) committed: u64,
+    /// When it was created (Unix ms), for rotation by age.
+    pub(crate) created_ms: u64,
+}
+
+/// One stream's share of a group.
+struct Pending {
+    key: StreamKey,
+    buf: Vec<u8>,
+    ts: LineStats,
+}
+
+/// A stream's lines and the segment they go to.
+struct Target {
+    key: StreamKey,
+    seg: ActiveSegment,
+    buf: Vec<u8>,
+    ts: LineStats,
+}
+
+/// The writer thread's state.
+pub(crate) struct Writer {
+    shared: Arc<Shared>,
+    jobs: Receiver<Job>,
+    log: CommitLog,
+    active: HashMap<StreamKey, ActiveSegment>,
+    next_seq: u64,
+    compress: Sender<CompressMsg>,
+    retention: Sender<RetentionMsg>,
+    carry: Option<Job>,
+    last_age_check: Instant,
+}
+
+fn reply(job: Job, outcome: Result<WriteOutcome, StoreError>) {
+    // The submitter may have stopped waiting; the outcome stands anyway.
+    let _ = job.reply.send(outcome);
+}
+
+fn kind_slot(kind: Kind) -> usize {
+    match kind {
+        Kind::Log => 0,
+        Kind::Metric => 1,
+        Kind::Record => 2,
+    }
+}
+
+/// How often the writer checks segment ages when idle.
+fn age_tick(max_age: Duration) -> Duration {
+    (max_age / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
+}
+
+/// fdatasyncs `files`, spreading them over up to [`MAX_SYNC_THREADS`] scoped threads.
+fn sync_files(
+    files: &[(&File, &Path)],
+    observer: Option<&FsyncObserver>,
+) -> Result<(), StoreError> {
+    let sync_chunk = |chunk: &[(&File, &Path)]| {
+        chunk
+            .iter()
+            .try_for_each(|&(file, path)| datasync(file, path, observer))
+    };
+    if files.len() <= 1 {
+        return sync_chunk(files);
+    }
+    let per_thread = files.len().div_ceil(MAX_SYNC_THREADS.min(files.len()));
+    std::thread::scope(|scope| {
+        let mut chunks = files.chunks(per_thread);
+        let mine = chunks.next().unwrap_or_default();
+        let mut handles = Vec::new();
+        let mut result = Ok(());
+        for chunk in chunks {
+            match std::thread::Builder::new()
+                .name("logops-store-fsync".into())
+                .spawn_scoped(scope, move || sync_chunk(chunk))
+            {
+                Ok(handle) => handles.push((handle, chunk)),
+                Err(_) => result = result.and(sync_chunk(chunk)),
+            }
+        }
+        result = result.and(sync_chunk(mine));
+        for (handle, chunk) in handles {
+            let outcome = handle.join().unwrap_or_else(|_| {
+                Err(StoreError::io(
+                    "fdatasync",
+                    chunk[0].1,
+                    std::io::Error::other("the fsync thread panicked"),
+                ))
+            });
+            result = result.and(outcome);
+        }
+        result
+    })
+}
+
+impl Writer {
+    /// A writer continuing from the recovered state.
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        jobs: Receiver<Job>,
+        log: CommitLog,
+        active: Vec<(StreamKey, ActiveSegment)>,
+        next_seq: u64,
+        compress: Sender<CompressMsg>,
+        retention: Sender<RetentionMsg>,
+    ) -> Self {
+        Writer {
+            shared,
+            jobs,
+            log,
+            active: active.into_iter().collect(),
+            next_seq,
+            compress,
+            retention,
+            carry: None,
+            last_age_check: Instant::now(),
+        }
+    }
+
+    fn observer(&self) -> Option<&FsyncObserver> {
+        self.shared.opts.fsync_observer.as_ref()
+    }
+
+    /// Runs until every sender is gone and the queue is empty, then compacts the log.
+    pub(crate) fn run(mut self) {
+        let tick = age_tick(self.shared.opts.segment_max_age);
+        loop {
+            let first = match self.carry.take() {
+                Some(job) => job,
+                None => match self.jobs.recv_timeout(tick) {
+                    Ok(job) => {
+                        self.dequeued();
+                        job
+                    }
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.rotate_due();
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                },
+            };
+            let group = self.gather(first);
+            self.commit_group(group);
+            if self.last_age_check.elapsed() >= tick {
+                self.rotate_due();
+            }
+            if self.log.size() > self.shared.opts.commit_log_max_bytes {
+                self.compact();
+            }
+        }
+        self.compact();
+        debug!("the store's writer stopped");
+    }
+
+    fn dequeued(&self) {
+        self.shared.queue_len.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// `first` and whatever else is queued, up to `max_group_bytes` of bodies.
+    fn gather(&mut self, first: Job) -> Vec<Job> {
+        let max = self.shared.opts.max_group_bytes;
+        let mut bytes = first.batch.data.len();
+        let mut group = vec![first];
+        while bytes < max {
+            let Ok(job) = self.jobs.try_recv() else { break };
+            self.dequeued();
+            let len = job.batch.data.len();
+            if bytes + len > max {
+                self.carry = Some(job);
+                break;
+            }
+            bytes += len;
+            group.push(job);
+        }
+        group
+    }
+
+    fn commit_group(&mut self, group: Vec<Job>) {
+        let now = unix_ms();
+        let mut valid = Vec::with_capacity(group.len());
+        for job in group {
+            match job.batch.validate() {
+                Ok(()) => valid.push(job),
+                Err(reason) => {
+                    let b = &job.batch;
+                    let e = StoreError::InvalidBatch {
+                        tenant: b.tenant.to_string(),
+                        id: b.id.to_string(),
+                        reason,
+                    };
+                    warn!(error = %e, "rejecting a batch");
+                    reply(job, Err(e));
+                }
+            }
+        }
+
+        let shared = self.shared.clone();
+        let counters = &shared.counters;
+        let mut accepted = Vec::with_capacity(valid.len());
+        // Second submissions of an id first submitted in this very group: they share the
+        // first one's fate (Duplicate if it is stored, its error if not).
+        let mut echoes = Vec::new();
+        {
+            let dedupe = lock(&shared.dedupe);
+            let mut in_group = HashSet::with_capacity(valid.len());
+            for job in valid {
+                let b = &job.batch;
+                if dedupe.contains(&b.tenant, &b.id.agent, b.id.seq) {
+                    Counters::add(&counters.duplicates, 1);
+                    reply(job, Ok(WriteOutcome::Duplicate));
+                } else if !in_group.insert((b.tenant.clone(), b.id.agent.clone(), b.id.seq)) {
+                    echoes.push(job);
+                } else {
+                    accepted.push(job);
+                }
+            }
+        }
+        if accepted.is_empty() {
+            return;
+        }
+
+        match self.write_group(&accepted, now) {
+            Ok(()) => {
+                self.shared.writable.store(true, Ordering::Relaxed);
+                Counters::add(&counters.batches_stored, accepted.len() as u64);
+                Counters::add(&counters.duplicates, echoes.len() as u64);
+                for job in accepted {
+                    reply(job, Ok(WriteOutcome::Stored));
+                }
+                for job in echoes {
+                    reply(job, Ok(WriteOutcome::Duplicate));
+                }
+            }
+            Err(e) => {
+                error!(error = %e, batches = accepted.len() + echoes.len(), "a group commit failed; its batches are not stored");
+                self.shared.writable.store(false, Ordering::Relaxed);
+                *lock(&self.shared.last_write_error) = Some(e.to_string());
+                for job in accepted.into_iter().chain(echoes) {
+                    reply(job, Err(e.clone()));
+                }
+            }
+        }
+    }
+
+    /// Lays the accepted batches' lines out per stream, in submission order.
+    fn layout(accepted: &[Job]) -> Vec<Pending> {
+        let mut pending: Vec<Pending> = Vec::new();
+        let mut index: HashMap<StreamKey, usize> = HashMap::new();
+        for job in accepted {
+            let b = &job.batch;
+            let mut slots = [None; 3];
+            for line in &b.lines {
+                let slot = &mut slots[kind_slot(line.kind)];
+                let i = *slot.get_or_insert_with(|| {
+                    *index
+                        .entry((b.tenant.clone(), line.kind))
+                        .or_insert_with(|| {
+                            pending.push(Pending {
+                                key: (b.tenant.clone(), line.kind),
+                                buf: Vec::new(),
+                                ts: LineStats::default(),
+                            });
+                            pending.len() - 1
+                        })
+                });
+                let p = &mut pending[i];
+                p.buf
+                    .extend_from_slice(&b.data[line.start as usize..line.end as usize]);
+                p.buf.push(b'\n');
+                p.ts.add(Some(line.ts));
+            }
+        }
+        pending
+    }
+
+    fn write_group(&mut self, accepted: &[Job], now: u64) -> Result<(), StoreError> {
+        let mut targets = Vec::new();
+        for p in Self::layout(accepted) {
+            match self.take_active(&p.key, now) {
+                Ok(seg) => targets.push(Target {
+                    key: p.key,
+                    seg,
+                    buf: p.buf,
+                    ts: p.ts,
+                }),
+                Err(e) => {
+                    self.restore(targets, false);
+                    return Err(e);
+                }
+            }
+        }
+
+        if let Err(e) = self.write_segments(&targets) {
+            self.restore(targets, true);
+            return Err(e);
+        }
+        let segments: Vec<(u64, u64)> = targets
+            .iter()
+            .map(|t| (t.seg.seq, t.seg.committed + t.buf.len() as u64))
+            .collect();
+        let record = commit_log::encode_group(
+            now,
+            accepted
+                .iter()
+                .map(|j| (&*j.batch.tenant, j.batch.id.agent.as_str(), j.batch.id.seq)),
+            &segments,
+        );
+        let observer = self.shared.opts.fsync_observer.clone();
+        if let Err(e) = self.log.append(&record, observer.as_ref()) {
+            self.restore(targets, true);
+            return Err(e);
+        }
+
+        self.publish(&mut targets, accepted, now);
+        let max_bytes = self.shared.opts.segment_max_bytes;
+        for t in targets {
+            if t.seg.committed >= max_bytes {
+                if let Err(seg) = self.close(&t.key, t.seg) {
+                    self.active.insert(t.key, seg);
+                }
+            } else {
+                self.active.insert(t.key, t.seg);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes each target's lines after its committed length and fdatasyncs the files.
+    fn write_segments(&self, targets: &[Target]) -> Result<(), StoreError> {
+        for t in targets {
+            t.seg
+                .file
+                .write_all_at(&t.buf, t.seg.committed)
+                .map_err(StoreError::io_fn("write to the segment", &t.seg.path))?;
+        }
+        let files: Vec<(&File, &Path)> = targets
+            .iter()
+            .map(|t| (&t.seg.file, t.seg.path.as_path()))
+            .collect();
+        sync_files(&files, self.observer())?;
+        Counters::add(&self.shared.counters.segment_fsyncs, files.len() as u64);
+        Ok(())
+    }
+
+    /// Makes a committed group visible: committed lengths, segment stats, stored ids.
+    fn publish(&self, targets: &mut [Target], accepted: &[Job], now: u64) {
+        let mut lines = 0;
+        {
+            let mut catalog = lock(&self.shared.catalog);
+            for t in targets.iter_mut() {
+                t.seg.committed += t.buf.len() as u64;
+                lines += t.ts.lines;
+                if let Some(m) = catalog.get_mut(t.seg.seq) {
+                    m.committed_len = t.seg.committed;
+                    m.bytes_on_disk = t.seg.committed;
+                    m.ts.merge(&t.ts);
+                    m.last_write_ms = now;
+                }
+            }
+        }
+        {
+            let mut dedupe = lock(&self.shared.dedupe);
+            for job in accepted {
+                let b = &job.batch;
+                dedupe.insert(&b.tenant, &b.id.agent, b.id.seq, now);
+            }
+        }
+        let counters = &self.shared.counters;
+        Counters::add(&counters.lines_committed, lines);
+        Counters::add(&counters.groups_committed, 1);
+    }
+
+    /// Puts segments taken for a group back, cutting what the group wrote if `cut`.
+    fn restore(&mut self, targets: Vec<Target>, cut: bool) {
+        for t in targets {
+            if cut {
+                if let Err(e) = t.seg.file.set_len(t.seg.committed) {
+                    error!(path = %t.seg.path.display(), error = %e, "cannot cut a failed write off a segment (it is cut at the next open)");
+                }
+            }
+            self.active.insert(t.key, t.seg);
+        }
+    }
+
+    fn is_due(&self, seg: &ActiveSegment, now: u64) -> bool {
+        let max_age = self.shared.opts.segment_max_age.as_millis() as u64;
+        seg.committed >= self.shared.opts.segment_max_bytes
+            || now.saturating_sub(seg.created_ms) >= max_age
+    }
+
+    /// The stream's active segment, rotated first if due; a new one if it has none.
+    fn take_active(&mut self, key: &StreamKey, now: u64) -> Result<ActiveSegment, StoreError> {
+        if let Some(seg) = self.active.remove(key) {
+            if !self.is_due(&seg, now) {
+                return Ok(seg);
+            }
+            if let Err(seg) = self.close(key, seg) {
+                return Ok(seg);
+            }
+        }
+        self.create_segment(key, now)
+    }
+
+    fn create_segment(&mut self, key: &StreamKey, now: u64) -> Result<ActiveSegment, StoreError> {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let root = &self.shared.opts.dir;
+        let dir = stream_dir(root, &key.0, key.1);
+        create_dirs_durably(root, &dir)?;
+        let path = dir.join(ndjson_name(seq));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(StoreError::io_fn("create the segment", &path))?;
+        if let Err(e) = sync_dir(&dir) {
+            if let Err(rm) = remove_if_exists(&path) {
+                warn!(error = %rm, "cannot remove a segment that could not be made durable");
+            }
+            return Err(e);
+        }
+        lock(&self.shared.catalog).insert(SegmentMeta {
+            seq,
+            tenant: key.0.clone(),
+            kind: key.1,
+            path: path.clone(),
+            closed: false,
+            compressed: false,
+            bytes_on_disk: 0,
+            committed_len: 0,
+            ts: LineStats::default(),
+            created_ms: now,
+            last_write_ms: now,
+            frames: None,
+        });
+        debug!(path = %path.display(), "segment created");
+        Ok(ActiveSegment {
+            seq,
+            path,
+            file,
+            committed: 0,
+            created_ms: now,
+        })
+    }
+
+    /// Closes a segment: records it in the log and hands it to the compressor (an empty one
+    /// is just removed). Gives the segment back if the close could not be recorded.
+    fn close(&mut self, key: &StreamKey, seg: ActiveSegment) -> Result<(), ActiveSegment> {
+        if seg.committed == 0 {
+            lock(&self.shared.catalog).remove(seg.seq);
+            drop(seg.file);
+            if let Err(e) = remove_if_exists(&seg.path) {
+                warn!(error = %e, "cannot remove an empty segment (it is removed at the next open)");
+            }
+            return Ok(());
+        }
+        let record = commit_log::encode_close(unix_ms(), seg.seq);
+        let observer = self.shared.opts.fsync_observer.clone();
+        if let Err(e) = self.log.append(&record, observer.as_ref()) {
+            warn!(error = %e, path = %seg.path.display(), "cannot close a segment now; retrying later");
+            return Err(seg);
+        }
+        if let Some(m) = lock(&self.shared.catalog).get_mut(seg.seq) {
+            m.closed = true;
+        }
+        info!(
+            tenant = %key.0,
+            kind = %key.1,
+            path = %seg.path.display(),
+            bytes = seg.committed,
+            "segment closed"
+        );
+        // The receivers only go away at shutdown, when the closed segment is picked up at
+        // the next open instead.
+        let _ = self.compress.send(CompressMsg::Segment(seg.seq));
+        let _ = self.retention.send(RetentionMsg::Run);
+        Ok(())
+    }
+
+    /// Closes the active segments that are too big or too old.
+    fn rotate_due(&mut self) {
+        self.last_age_check = Instant::now();
+        let now = unix_ms();
+        let due: Vec<StreamKey> = self
+            .active
+            .iter()
+            .filter(|(_, seg)| self.is_due(seg, now))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in due {
+            if let Some(seg) = self.active.remove(&key) {
+                if let Err(seg) = self.close(&key, seg) {
+                    self.active.insert(key, seg);
+                }
+            }
+        }
+    }
+
+    /// Writes the live state to `commits.snapshot` and empties the commit log.
+    fn compact(&mut self) {
+        let now = unix_ms();
+        let window = self.shared.opts.dedupe_window.as_millis() as u64;
+        let (ranges, forgotten) = {
+            let mut dedupe = lock(&self.shared.dedupe);
+            let forgotten = dedupe.expire(now.saturating_sub(window));
+            (dedupe.entries(), forgotten)
+        };
+        let segments: Vec<SegState> = lock(&self.shared.catalog)
+            .iter()
+            .filter(|m| !m.compressed && m.committed_len > 0)
+            .map(|m| SegState {
+                seq: m.seq,
+                committed: m.committed_len,
+                closed: m.closed,
+                created_ms: m.created_ms,
+                last_write_ms: m.last_write_ms,
+            })
+            .collect();
+        let snap = Snapshot {
+            unix_ms: now,
+            next_seq: self.next_seq,
+            segments,
+            ranges,
+        };
+        let log_bytes = self.log.size();
+        match snapshot::write(&self.shared.opts.dir, &snap).and_then(|()| self.log.clear()) {
+            Ok(()) => info!(
+                log_bytes,
+                dedupe_ranges = snap.ranges.len(),
+                expired_ranges = forgotten,
+                segments = snap.segments.len(),
+                "commit log compacted into the snapshot"
+            ),
+            Err(e) => {
+                error!(error = %e, "cannot compact the commit log; it keeps growing until this works")
+            }
+        }
+    }
+}
