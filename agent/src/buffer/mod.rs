@@ -1,0 +1,669 @@
+//! The durable buffer: events, cut batches, source checkpoints, the batch sequence and dead
+//! letters, in one sled store under `data_dir/buffer`.
+//!
+//! The interface is small (append, cut, ack, checkpoint, dead letters) so the engine could
+//! change. The rules it keeps:
+//! - [`Buffer::append`] writes a chunk of events and the positions of the sources that read
+//!   them in one sled transaction: after a crash both are there or neither is.
+//! - [`Buffer::cut`] turns the oldest chunks into a batch with the next sequence number,
+//!   stores it compressed and flushes to disk before the shipper sends it, so a retry after a
+//!   crash resends identical bytes under the same id.
+//! - Only [`Buffer::ack`] (a 200) deletes a batch; [`Buffer::dead_letter`] moves one the
+//!   ingest refused for good aside with the reason.
+//!
+//! Values: one per chunk (`chunks`, key = u64 BE), one per batch (`batches`, key = batch
+//! sequence BE), one per dead letter (`dead`), checkpoints by source key, and `meta`.
+
+mod records;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use logops_common::batch::Encoding;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+
+use crate::chunk::Chunk;
+use crate::codec;
+pub use records::{BatchRecord, ChunkRecord, DeadLetter};
+
+/// Why the buffer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BufferError {
+    /// sled failed (I/O, corruption).
+    #[error("buffer {path}: {source}")]
+    Sled {
+        /// The buffer directory.
+        path: PathBuf,
+        /// sled's error.
+        source: sled::Error,
+    },
+    /// Another process (a running agent) holds the buffer.
+    #[error("buffer {path} is in use by another process (is the agent running? stop it, or ask it on its self_metrics port)")]
+    Locked {
+        /// The buffer directory.
+        path: PathBuf,
+    },
+    /// A stored value does not decode.
+    #[error("buffer {path}: corrupt {what}")]
+    Corrupt {
+        /// The buffer directory.
+        path: PathBuf,
+        /// What could not be decoded.
+        what: String,
+    },
+    /// A batch body could not be (de)compressed.
+    #[error("buffer {path}: batch {seq}: {source}")]
+    Codec {
+        /// The buffer directory.
+        path: PathBuf,
+        /// The batch.
+        seq: u64,
+        /// The codec error.
+        source: std::io::Error,
+    },
+}
+
+/// Buffer options (from `[buffer]` and `[ship]`).
+#[derive(Debug, Clone)]
+pub struct BufferOptions {
+    /// sled's page cache in bytes.
+    pub cache_bytes: u64,
+    /// How often sled flushes on its own.
+    pub flush_interval: Duration,
+}
+
+/// What is in the buffer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BufferStats {
+    /// Bytes of chunks and batches (values, not sled's files).
+    pub bytes: u64,
+    /// Events in chunks not yet cut.
+    pub queued_events: u64,
+    /// Chunks not yet cut.
+    pub queued_chunks: u64,
+    /// Batches cut and not yet acknowledged.
+    pub batches: u64,
+    /// Events in those batches.
+    pub batch_events: u64,
+    /// Dead letters.
+    pub dead_letters: u64,
+    /// Unix ms of the oldest chunk or batch, if any.
+    pub oldest_ms: Option<u64>,
+    /// The next batch sequence number.
+    pub next_seq: u64,
+    /// Bytes sled uses on disk.
+    pub disk_bytes: u64,
+}
+
+/// A consistency check's findings.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct CheckReport {
+    /// Chunks that decoded.
+    pub chunks: u64,
+    /// Batches whose body decompressed to the recorded number of lines.
+    pub batches: u64,
+    /// Dead letters that decoded.
+    pub dead_letters: u64,
+    /// Checkpoints.
+    pub checkpoints: u64,
+    /// Problems found (empty = consistent).
+    pub problems: Vec<String>,
+}
+
+/// The buffer. Cheap to clone.
+#[derive(Clone)]
+pub struct Buffer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    db: sled::Db,
+    chunks: sled::Tree,
+    batches: sled::Tree,
+    checkpoints: sled::Tree,
+    dead: sled::Tree,
+    meta: sled::Tree,
+    bytes: AtomicU64,
+    queued_events: AtomicU64,
+    next_chunk: AtomicU64,
+}
+
+const NEXT_SEQ: &[u8] = b"next_batch_seq";
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn key(n: u64) -> [u8; 8] {
+    n.to_be_bytes()
+}
+
+fn key_u64(k: &[u8]) -> u64 {
+    k.try_into().map(u64::from_be_bytes).unwrap_or(0)
+}
+
+impl Buffer {
+    /// Opens (or creates) the buffer in `dir`.
+    pub fn open(dir: &Path, opts: &BufferOptions) -> Result<Buffer, BufferError> {
+        let path = dir.to_owned();
+        let sled_err = |source: sled::Error| match &source {
+            sled::Error::Io(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock") =>
+            {
+                BufferError::Locked { path: path.clone() }
+            }
+            _ => BufferError::Sled {
+                path: path.clone(),
+                source,
+            },
+        };
+        std::fs::create_dir_all(dir).map_err(|e| sled_err(sled::Error::Io(e)))?;
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(opts.cache_bytes)
+            .flush_every_ms(Some(opts.flush_interval.as_millis().max(1) as u64))
+            .mode(sled::Mode::LowSpace)
+            .open()
+            .map_err(sled_err)?;
+        let tree = |name: &str| db.open_tree(name).map_err(sled_err);
+        let inner = Inner {
+            chunks: tree("chunks")?,
+            batches: tree("batches")?,
+            checkpoints: tree("checkpoints")?,
+            dead: tree("dead")?,
+            meta: tree("meta")?,
+            db,
+            path: path.clone(),
+            bytes: AtomicU64::new(0),
+            queued_events: AtomicU64::new(0),
+            next_chunk: AtomicU64::new(0),
+        };
+        let buffer = Buffer {
+            inner: Arc::new(inner),
+        };
+        buffer.init()?;
+        Ok(buffer)
+    }
+
+    fn sled(&self, source: sled::Error) -> BufferError {
+        BufferError::Sled {
+            path: self.inner.path.clone(),
+            source,
+        }
+    }
+
+    fn corrupt(&self, what: String) -> BufferError {
+        BufferError::Corrupt {
+            path: self.inner.path.clone(),
+            what,
+        }
+    }
+
+    fn tx_err(&self, e: TransactionError<BufferError>) -> BufferError {
+        match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(s) => self.sled(s),
+        }
+    }
+
+    /// Recomputes the counters and makes sure the batch sequence exists.
+    fn init(&self) -> Result<(), BufferError> {
+        let i = &self.inner;
+        let (mut bytes, mut events) = (0u64, 0u64);
+        let mut last_chunk = None;
+        for item in i.chunks.iter() {
+            let (k, v) = item.map_err(|e| self.sled(e))?;
+            let rec = ChunkRecord::decode(&v)
+                .ok_or_else(|| self.corrupt(format!("chunk {}", key_u64(&k))))?;
+            bytes += v.len() as u64;
+            events += u64::from(rec.events);
+            last_chunk = Some(key_u64(&k));
+        }
+        for item in i.batches.iter() {
+            let (_, v) = item.map_err(|e| self.sled(e))?;
+            bytes += v.len() as u64;
+        }
+        i.bytes.store(bytes, Ordering::Relaxed);
+        i.queued_events.store(events, Ordering::Relaxed);
+        i.next_chunk
+            .store(last_chunk.map_or(0, |k| k + 1), Ordering::Relaxed);
+        if i.meta.get(NEXT_SEQ).map_err(|e| self.sled(e))?.is_none() {
+            // Batch ids must never repeat, even if the data directory is wiped and the agent
+            // id reused: start the sequence at the creation time in nanoseconds.
+            let start = jiff::Timestamp::now().as_nanosecond().max(1) as u64;
+            i.meta
+                .insert(NEXT_SEQ, &key(start))
+                .map_err(|e| self.sled(e))?;
+            i.db.flush().map_err(|e| self.sled(e))?;
+        }
+        Ok(())
+    }
+
+    /// Bytes held (chunks + batches).
+    pub fn bytes(&self) -> u64 {
+        self.inner.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Events waiting to be cut into batches.
+    pub fn queued_events(&self) -> u64 {
+        self.inner.queued_events.load(Ordering::Relaxed)
+    }
+
+    /// Appends a chunk and the sources' new positions in one atomic write. `checkpoints` maps
+    /// a source key to its new position (`None` removes it). An empty chunk only moves the
+    /// positions.
+    pub fn append(
+        &self,
+        chunk: &Chunk,
+        checkpoints: &[(String, Option<Vec<u8>>)],
+    ) -> Result<(), BufferError> {
+        let i = &self.inner;
+        let value = (!chunk.is_empty())
+            .then(|| ChunkRecord::encode(now_ms(), chunk.events(), chunk.data()));
+        let chunk_key = key(i.next_chunk.fetch_add(1, Ordering::Relaxed));
+        (&i.chunks, &i.checkpoints)
+            .transaction(|(chunks, cps)| {
+                if let Some(v) = &value {
+                    chunks.insert(&chunk_key, v.as_slice())?;
+                }
+                for (k, v) in checkpoints {
+                    match v {
+                        Some(v) => cps.insert(k.as_bytes(), v.as_slice())?,
+                        None => cps.remove(k.as_bytes())?,
+                    };
+                }
+                Ok::<_, ConflictableTransactionError<BufferError>>(())
+            })
+            .map_err(|e| self.tx_err(e))?;
+        if let Some(v) = value {
+            i.bytes.fetch_add(v.len() as u64, Ordering::Relaxed);
+            i.queued_events
+                .fetch_add(u64::from(chunk.events()), Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// A source's saved position.
+    pub fn checkpoint(&self, key: &str) -> Result<Option<Vec<u8>>, BufferError> {
+        Ok(self
+            .inner
+            .checkpoints
+            .get(key.as_bytes())
+            .map_err(|e| self.sled(e))?
+            .map(|v| v.to_vec()))
+    }
+
+    /// Every saved position whose key starts with `prefix`.
+    pub fn checkpoints(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, BufferError> {
+        self.inner
+            .checkpoints
+            .scan_prefix(prefix.as_bytes())
+            .map(|item| {
+                let (k, v) = item.map_err(|e| self.sled(e))?;
+                Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
+            })
+            .collect()
+    }
+
+    /// Unix ms of the oldest chunk not yet cut.
+    pub fn oldest_chunk_ms(&self) -> Result<Option<u64>, BufferError> {
+        match self.inner.chunks.first().map_err(|e| self.sled(e))? {
+            Some((_, v)) => Ok(ChunkRecord::decode(&v).map(|r| r.appended_ms)),
+            None => Ok(None),
+        }
+    }
+
+    /// Cuts the oldest chunks (at least one, then while within `max_events` and `max_bytes`)
+    /// into a batch with the next sequence number, compresses it, stores it and flushes the
+    /// store to disk. `None` when there is nothing to cut.
+    pub fn cut(
+        &self,
+        max_events: usize,
+        max_bytes: usize,
+        encoding: Encoding,
+        zstd_level: i32,
+    ) -> Result<Option<BatchRecord>, BufferError> {
+        let i = &self.inner;
+        let mut keys = Vec::new();
+        let mut data = Vec::new();
+        let mut events = 0u64;
+        let mut oldest = u64::MAX;
+        let mut freed = 0u64;
+        for item in i.chunks.iter() {
+            let (k, v) = item.map_err(|e| self.sled(e))?;
+            let rec = ChunkRecord::decode(&v)
+                .ok_or_else(|| self.corrupt(format!("chunk {}", key_u64(&k))))?;
+            let fits = events + u64::from(rec.events) <= max_events as u64
+                && data.len() + rec.data.len() <= max_bytes;
+            if !keys.is_empty() && !fits {
+                break;
+            }
+            data.extend_from_slice(rec.data);
+            events += u64::from(rec.events);
+            oldest = oldest.min(rec.appended_ms);
+            freed += v.len() as u64;
+            keys.push(k);
+        }
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        let body =
+            codec::encode(&data, encoding, zstd_level).map_err(|source| BufferError::Codec {
+                path: i.path.clone(),
+                seq: 0,
+                source,
+            })?;
+        let record = (&i.chunks, &i.batches, &i.meta)
+            .transaction(|(chunks, batches, meta)| {
+                let seq = meta.get(NEXT_SEQ)?.map_or(1, |v| key_u64(&v));
+                meta.insert(NEXT_SEQ, &key(seq + 1))?;
+                for k in &keys {
+                    chunks.remove(k)?;
+                }
+                let rec = BatchRecord {
+                    seq,
+                    created_ms: oldest,
+                    events: events as u32,
+                    encoding,
+                    body: body.clone(),
+                };
+                batches.insert(&key(seq), rec.encode())?;
+                Ok::<_, ConflictableTransactionError<BufferError>>(rec)
+            })
+            .map_err(|e| self.tx_err(e))?;
+        i.db.flush().map_err(|e| self.sled(e))?;
+        let stored = record.encoded_len() as u64;
+        i.bytes.fetch_add(stored, Ordering::Relaxed);
+        i.bytes.fetch_sub(
+            freed.min(i.bytes.load(Ordering::Relaxed)),
+            Ordering::Relaxed,
+        );
+        i.queued_events.fetch_sub(
+            events.min(i.queued_events.load(Ordering::Relaxed)),
+            Ordering::Relaxed,
+        );
+        Ok(Some(record))
+    }
+
+    /// Every batch cut and not yet acknowledged, oldest first.
+    pub fn pending(&self) -> Result<Vec<BatchRecord>, BufferError> {
+        self.inner
+            .batches
+            .iter()
+            .map(|item| {
+                let (k, v) = item.map_err(|e| self.sled(e))?;
+                BatchRecord::decode(key_u64(&k), &v)
+                    .ok_or_else(|| self.corrupt(format!("batch {}", key_u64(&k))))
+            })
+            .collect()
+    }
+
+    /// Deletes an acknowledged batch.
+    pub fn ack(&self, seq: u64) -> Result<(), BufferError> {
+        if let Some(v) = self
+            .inner
+            .batches
+            .remove(key(seq))
+            .map_err(|e| self.sled(e))?
+        {
+            self.inner
+                .bytes
+                .fetch_sub((v.len() as u64).min(self.bytes()), Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Replaces a batch the ingest found too large (413) by two halves with new sequence
+    /// numbers. `None` if it holds a single event (it cannot be split).
+    pub fn split(
+        &self,
+        seq: u64,
+        zstd_level: i32,
+    ) -> Result<Option<(BatchRecord, BatchRecord)>, BufferError> {
+        let i = &self.inner;
+        let Some(v) = i.batches.get(key(seq)).map_err(|e| self.sled(e))? else {
+            return Ok(None);
+        };
+        let rec =
+            BatchRecord::decode(seq, &v).ok_or_else(|| self.corrupt(format!("batch {seq}")))?;
+        let data = codec::decode(&rec.body, rec.encoding).map_err(|source| BufferError::Codec {
+            path: i.path.clone(),
+            seq,
+            source,
+        })?;
+        let lines: Vec<&[u8]> = data.split_inclusive(|&b| b == b'\n').collect();
+        if lines.len() < 2 {
+            return Ok(None);
+        }
+        let mid = lines.len() / 2;
+        let enc = |part: &[&[u8]]| codec::encode(&part.concat(), rec.encoding, zstd_level);
+        let codec_err = |source| BufferError::Codec {
+            path: i.path.clone(),
+            seq,
+            source,
+        };
+        let (a, b) = (
+            enc(&lines[..mid]).map_err(codec_err)?,
+            enc(&lines[mid..]).map_err(codec_err)?,
+        );
+        let halves = (&i.batches, &i.meta)
+            .transaction(|(batches, meta)| {
+                let next = meta.get(NEXT_SEQ)?.map_or(1, |v| key_u64(&v));
+                meta.insert(NEXT_SEQ, &key(next + 2))?;
+                batches.remove(&key(seq))?;
+                let first = BatchRecord {
+                    seq: next,
+                    created_ms: rec.created_ms,
+                    events: mid as u32,
+                    encoding: rec.encoding,
+                    body: a.clone(),
+                };
+                let second = BatchRecord {
+                    seq: next + 1,
+                    created_ms: rec.created_ms,
+                    events: (lines.len() - mid) as u32,
+                    encoding: rec.encoding,
+                    body: b.clone(),
+                };
+                batches.insert(&key(first.seq), first.encode())?;
+                batches.insert(&key(second.seq), second.encode())?;
+                Ok::<_, ConflictableTransactionError<BufferError>>((first, second))
+            })
+            .map_err(|e| self.tx_err(e))?;
+        i.db.flush().map_err(|e| self.sled(e))?;
+        let added = (halves.0.encoded_len() + halves.1.encoded_len()) as u64;
+        i.bytes.fetch_add(added, Ordering::Relaxed);
+        i.bytes
+            .fetch_sub((v.len() as u64).min(self.bytes()), Ordering::Relaxed);
+        Ok(Some(halves))
+    }
+
+    /// Moves a batch the ingest refused for good to the dead letters, with the reason.
+    pub fn dead_letter(&self, seq: u64, status: u16, reason: &str) -> Result<(), BufferError> {
+        let i = &self.inner;
+        let moved = (&i.batches, &i.dead)
+            .transaction(|(batches, dead)| {
+                let Some(v) = batches.remove(&key(seq))? else {
+                    return Ok(None);
+                };
+                let letter = DeadLetter::encode(now_ms(), status, reason, &v);
+                dead.insert(&key(seq), letter)?;
+                Ok::<_, ConflictableTransactionError<BufferError>>(Some(v.len()))
+            })
+            .map_err(|e| self.tx_err(e))?;
+        if let Some(len) = moved {
+            i.bytes
+                .fetch_sub((len as u64).min(self.bytes()), Ordering::Relaxed);
+        }
+        i.db.flush().map_err(|e| self.sled(e))?;
+        Ok(())
+    }
+
+    /// The dead letters, oldest first.
+    pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, BufferError> {
+        self.inner
+            .dead
+            .iter()
+            .map(|item| {
+                let (k, v) = item.map_err(|e| self.sled(e))?;
+                DeadLetter::decode(key_u64(&k), &v)
+                    .ok_or_else(|| self.corrupt(format!("dead letter {}", key_u64(&k))))
+            })
+            .collect()
+    }
+
+    /// Moves dead letters (one, or all) back to the batches to be sent again, under their
+    /// own ids (the ingest never stored them). Returns how many moved.
+    pub fn replay(&self, seq: Option<u64>) -> Result<usize, BufferError> {
+        let letters = self.dead_letters()?;
+        let mut moved = 0;
+        for letter in letters
+            .into_iter()
+            .filter(|l| seq.is_none_or(|s| s == l.seq))
+        {
+            let i = &self.inner;
+            let batch = letter.batch.clone();
+            (&i.batches, &i.dead)
+                .transaction(|(batches, dead)| {
+                    dead.remove(&key(letter.seq))?;
+                    batches.insert(&key(letter.seq), batch.as_slice())?;
+                    Ok::<_, ConflictableTransactionError<BufferError>>(())
+                })
+                .map_err(|e| self.tx_err(e))?;
+            i.bytes
+                .fetch_add(letter.batch.len() as u64, Ordering::Relaxed);
+            moved += 1;
+        }
+        self.inner.db.flush().map_err(|e| self.sled(e))?;
+        Ok(moved)
+    }
+
+    /// Drops the oldest chunks (never cut batches) until `need` bytes are free under
+    /// `max_bytes`; returns (events, bytes) dropped.
+    pub fn drop_oldest(&self, need: u64, max_bytes: u64) -> Result<(u64, u64), BufferError> {
+        let i = &self.inner;
+        let (mut events, mut bytes) = (0u64, 0u64);
+        while self.bytes() + need > max_bytes {
+            let Some((k, v)) = i.chunks.pop_min().map_err(|e| self.sled(e))? else {
+                break;
+            };
+            let n = ChunkRecord::decode(&v).map_or(0, |r| u64::from(r.events));
+            events += n;
+            bytes += v.len() as u64;
+            i.bytes
+                .fetch_sub((v.len() as u64).min(self.bytes()), Ordering::Relaxed);
+            i.queued_events
+                .fetch_sub(n.min(self.queued_events()), Ordering::Relaxed);
+            let _ = k;
+        }
+        Ok((events, bytes))
+    }
+
+    /// Forces everything written so far to disk.
+    pub fn flush(&self) -> Result<(), BufferError> {
+        self.inner.db.flush().map(|_| ()).map_err(|e| self.sled(e))
+    }
+
+    /// What is in the buffer.
+    pub fn stats(&self) -> Result<BufferStats, BufferError> {
+        let i = &self.inner;
+        let mut s = BufferStats {
+            bytes: self.bytes(),
+            queued_events: self.queued_events(),
+            queued_chunks: i.chunks.len() as u64,
+            dead_letters: i.dead.len() as u64,
+            next_seq: i
+                .meta
+                .get(NEXT_SEQ)
+                .map_err(|e| self.sled(e))?
+                .map_or(0, |v| key_u64(&v)),
+            disk_bytes: i.db.size_on_disk().map_err(|e| self.sled(e))?,
+            ..BufferStats::default()
+        };
+        for b in self.pending()? {
+            s.batches += 1;
+            s.batch_events += u64::from(b.events);
+            s.oldest_ms = Some(
+                s.oldest_ms
+                    .map_or(b.created_ms, |o: u64| o.min(b.created_ms)),
+            );
+        }
+        if let Some(ms) = self.oldest_chunk_ms()? {
+            s.oldest_ms = Some(s.oldest_ms.map_or(ms, |o| o.min(ms)));
+        }
+        Ok(s)
+    }
+
+    /// Decodes everything and checks it adds up.
+    pub fn check(&self) -> Result<CheckReport, BufferError> {
+        let i = &self.inner;
+        let mut r = CheckReport::default();
+        for item in i.chunks.iter() {
+            let (k, v) = item.map_err(|e| self.sled(e))?;
+            match ChunkRecord::decode(&v) {
+                Some(rec)
+                    if rec.data.iter().filter(|&&b| b == b'\n').count() == rec.events as usize =>
+                {
+                    r.chunks += 1
+                }
+                Some(rec) => r.problems.push(format!(
+                    "chunk {}: {} events recorded, {} lines stored",
+                    key_u64(&k),
+                    rec.events,
+                    rec.data.iter().filter(|&&b| b == b'\n').count()
+                )),
+                None => r
+                    .problems
+                    .push(format!("chunk {}: does not decode", key_u64(&k))),
+            }
+        }
+        let next = i
+            .meta
+            .get(NEXT_SEQ)
+            .map_err(|e| self.sled(e))?
+            .map_or(0, |v| key_u64(&v));
+        for item in i.batches.iter() {
+            let (k, v) = item.map_err(|e| self.sled(e))?;
+            let seq = key_u64(&k);
+            match BatchRecord::decode(seq, &v) {
+                None => r.problems.push(format!("batch {seq}: does not decode")),
+                Some(b) => match codec::decode(&b.body, b.encoding) {
+                    Err(e) => r
+                        .problems
+                        .push(format!("batch {seq}: body does not decompress: {e}")),
+                    Ok(d) if d.iter().filter(|&&c| c == b'\n').count() != b.events as usize => {
+                        r.problems.push(format!(
+                            "batch {seq}: {} events recorded, {} lines stored",
+                            b.events,
+                            d.iter().filter(|&&c| c == b'\n').count()
+                        ))
+                    }
+                    Ok(_) if seq >= next => r.problems.push(format!(
+                        "batch {seq}: not below the next sequence number {next}"
+                    )),
+                    Ok(_) => r.batches += 1,
+                },
+            }
+        }
+        for item in i.dead.iter() {
+            let (k, v) = item.map_err(|e| self.sled(e))?;
+            match DeadLetter::decode(key_u64(&k), &v) {
+                Some(_) => r.dead_letters += 1,
+                None => r
+                    .problems
+                    .push(format!("dead letter {}: does not decode", key_u64(&k))),
+            }
+        }
+        r.checkpoints = i.checkpoints.len() as u64;
+        Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests;

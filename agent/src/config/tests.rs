@@ -1,0 +1,127 @@
+use super::*;
+
+const ISSUE_EXAMPLE: &str = r#"
+[agent]
+id = "web-01"                    # default: the hostname
+data_dir = "/var/lib/logops"
+labels = { env = "prod", service = "web" }
+
+[ship]
+url = "http://127.0.0.1:8080/v1/batch"
+api_key_file = "/etc/logops/api_key"   # or api_key_env = "LOGOPS_API_KEY"
+
+[buffer]
+max_size = "1GiB"
+when_full = "block"              # or "drop_oldest"
+
+[[files]]
+paths = ["/var/log/*.log"]
+exclude = ["*.gz"]
+start_at = "end"                 # for files seen the first time; or "beginning"
+labels = { service = "system" }
+
+[host]
+interval = "10s"
+"#;
+
+fn parse(text: &str) -> Result<Config, ConfigErrors> {
+    Config::parse(text, Path::new("/etc/logops/agent.toml"))
+}
+
+#[test]
+fn the_issue_example_works_as_written() {
+    let c = parse(ISSUE_EXAMPLE).unwrap();
+    assert_eq!(c.agent_id(), "web-01");
+    assert_eq!(c.buffer.max_size, ByteSize::gib(1));
+    assert_eq!(c.files[0].exclude, vec!["*.gz"]);
+    assert_eq!(c.host.unwrap().interval.get().as_secs(), 10);
+}
+
+#[test]
+fn the_shipped_example_parses() {
+    parse(include_str!("../../../config.example.toml")).unwrap();
+}
+
+#[test]
+fn every_error_is_reported_with_line_column_and_key() {
+    let text = r#"[agent]
+idd = "web-01"
+
+[ship]
+url = "http://127.0.0.1:8080/v1/batch"
+api_key_file = "/etc/logops/api_key"
+batch_max_age = "soon"
+
+[buffer]
+when_full = "panic"
+
+[[files]]
+paths = ["/var/log/*.log"]
+start_at = "middle"
+"#;
+    let errs = parse(text).unwrap_err();
+    let all = errs.to_string();
+    assert_eq!(errs.0.len(), 4, "{all}");
+    let e = &errs.0[0];
+    assert_eq!(
+        (e.line, e.column, e.key.as_deref()),
+        (Some(2), Some(1), Some("agent.idd")),
+        "{all}"
+    );
+    assert!(e.message.contains("did you mean `id`"), "{all}");
+    assert!(
+        all.contains("/etc/logops/agent.toml:7:17: ship.batch_max_age: `soon` is not a duration"),
+        "{all}"
+    );
+    assert!(all.contains(":10:13: buffer.when_full"), "{all}");
+    assert!(all.contains(":14:12: files[0].start_at"), "{all}");
+}
+
+#[test]
+fn semantic_errors_are_located() {
+    let text = r#"[ship]
+url = "ftp://x"
+api_key = "inline-secret"
+
+[[files]]
+paths = ["var/log/*.log"]
+multiline = { start_pattern = "([" }
+"#;
+    let all = parse(text).unwrap_err().to_string();
+    assert!(
+        all.contains(":2:7: ship.url: `ftp://x` is not an http"),
+        "{all}"
+    );
+    assert!(
+        all.contains("ship.api_key: API keys never live in the configuration"),
+        "{all}"
+    );
+    assert!(
+        all.contains(":6:10: files[0].paths[0]: `var/log/*.log` must be an absolute path"),
+        "{all}"
+    );
+    assert!(
+        all.contains("files[0].multiline.start_pattern: not a regular expression"),
+        "{all}"
+    );
+    assert!(!all.contains("inline-secret"), "{all}");
+}
+
+#[test]
+fn a_missing_section_and_syntax_errors_are_named() {
+    let all = parse("[agent]\nid = \"x\"\n").unwrap_err().to_string();
+    assert!(all.contains("missing field `ship`"), "{all}");
+    let all = parse("[ship\nurl = 1\n").unwrap_err().to_string();
+    assert!(all.contains("agent.toml:1:"), "{all}");
+}
+
+#[test]
+fn unknown_keys_far_from_any_get_the_list() {
+    let all = parse("[ship]\nurl = \"http://h/v1/batch\"\napi_key_env = \"K\"\nzzzzzz = 1\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        all.contains("unknown key `zzzzzz`; expected one of"),
+        "{all}"
+    );
+}

@@ -1,0 +1,11 @@
+//! `logops-agent`: one lightweight daemon per server. Sources turn the outside world into
+//! events; the core buffers them durably (sled) with each source's position in the same
+//! atomic write, and the shipper sends compressed batches to `logops-ingest`.
+
+pub mod buffer;
+pub mod chunk;
+pub mod codec;
+pub mod config;
+pub mod metrics;
+pub mod pipeline;
+pub mod sources;

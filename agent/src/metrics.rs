@@ -1,0 +1,204 @@
+//! The agent's own metrics, served as Prometheus text on `self_metrics.listen`.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::{text::encode, EncodeLabelSet};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::buffer::BufferStats;
+
+/// Labels naming a file group (`[[files]]` entry: its first pattern).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GroupLabels {
+    /// The group.
+    pub group: String,
+}
+
+/// Labels naming one file.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PathLabels {
+    /// The file.
+    pub path: String,
+}
+
+/// Labels naming a source.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    /// `file`, `host`, ...
+    pub source: String,
+}
+
+/// Labels with a reason.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// Why.
+    pub reason: String,
+}
+
+/// Every metric of the agent.
+pub struct AgentMetrics {
+    registry: Registry,
+    /// Lines read per file group.
+    pub lines_read: Family<GroupLabels, Counter>,
+    /// Bytes read per file group.
+    pub bytes_read: Family<GroupLabels, Counter>,
+    /// Bytes between the read position and the end of each tracked file.
+    pub bytes_behind: Family<PathLabels, Gauge>,
+    /// Events appended to the buffer per source.
+    pub events: Family<SourceLabels, Counter>,
+    /// Events dropped, by reason (`buffer_full`, ...).
+    pub dropped_events: Family<ReasonLabels, Counter>,
+    /// Batches acknowledged by the ingest.
+    pub batches_sent: Counter,
+    /// Failed sends, by reason (`network`, `status_503`, ...).
+    pub batches_failed: Family<ReasonLabels, Counter>,
+    /// Sends that were retries.
+    pub batches_retried: Counter,
+    /// Batches moved to the dead letters.
+    pub batches_dead: Counter,
+    /// Send latency (request to answer).
+    pub send_seconds: Histogram,
+    /// Buffer bytes (chunks + batches).
+    pub buffer_bytes: Gauge<u64, AtomicU64>,
+    /// Events in the buffer (queued + in batches).
+    pub buffer_events: Gauge<u64, AtomicU64>,
+    /// Age of the oldest buffered data.
+    pub buffer_oldest_seconds: Gauge<f64, AtomicU64>,
+    /// Dead letters waiting.
+    pub dead_letters: Gauge<u64, AtomicU64>,
+}
+
+impl Default for AgentMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl AgentMetrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let mut r = Registry::with_prefix("logops_agent");
+        let lines_read = Family::default();
+        r.register(
+            "file_lines_read",
+            "Lines read per file group",
+            lines_read.clone(),
+        );
+        let bytes_read = Family::default();
+        r.register(
+            "file_bytes_read",
+            "Bytes read per file group",
+            bytes_read.clone(),
+        );
+        let bytes_behind = Family::default();
+        r.register(
+            "file_bytes_behind",
+            "Bytes between the read position and the end of the file",
+            bytes_behind.clone(),
+        );
+        let events = Family::default();
+        r.register(
+            "events",
+            "Events appended to the buffer per source",
+            events.clone(),
+        );
+        let dropped_events = Family::default();
+        r.register(
+            "dropped_events",
+            "Events dropped, by reason",
+            dropped_events.clone(),
+        );
+        let batches_sent = Counter::default();
+        r.register(
+            "batches_sent",
+            "Batches acknowledged by the ingest",
+            batches_sent.clone(),
+        );
+        let batches_failed = Family::default();
+        r.register(
+            "batches_failed",
+            "Failed sends by reason",
+            batches_failed.clone(),
+        );
+        let batches_retried = Counter::default();
+        r.register(
+            "batches_retried",
+            "Sends that were retries",
+            batches_retried.clone(),
+        );
+        let batches_dead = Counter::default();
+        r.register(
+            "batches_dead_lettered",
+            "Batches moved to the dead letters",
+            batches_dead.clone(),
+        );
+        let send_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        r.register(
+            "send_duration_seconds",
+            "Time from sending a batch to its answer",
+            send_seconds.clone(),
+        );
+        let buffer_bytes = Gauge::default();
+        r.register(
+            "buffer_bytes",
+            "Bytes held in the buffer",
+            buffer_bytes.clone(),
+        );
+        let buffer_events = Gauge::default();
+        r.register(
+            "buffer_events",
+            "Events held in the buffer",
+            buffer_events.clone(),
+        );
+        let buffer_oldest_seconds = Gauge::default();
+        r.register(
+            "buffer_oldest_age_seconds",
+            "Age of the oldest buffered data",
+            buffer_oldest_seconds.clone(),
+        );
+        let dead_letters = Gauge::default();
+        r.register(
+            "dead_letters",
+            "Batches in the dead letters",
+            dead_letters.clone(),
+        );
+        AgentMetrics {
+            registry: r,
+            lines_read,
+            bytes_read,
+            bytes_behind,
+            events,
+            dropped_events,
+            batches_sent,
+            batches_failed,
+            batches_retried,
+            batches_dead,
+            send_seconds,
+            buffer_bytes,
+            buffer_events,
+            buffer_oldest_seconds,
+            dead_letters,
+        }
+    }
+
+    /// Renders the Prometheus text exposition, refreshing the buffer gauges first.
+    pub fn render(&self, buffer: Option<&BufferStats>) -> String {
+        if let Some(b) = buffer {
+            self.buffer_bytes.set(b.bytes);
+            self.buffer_events.set(b.queued_events + b.batch_events);
+            self.dead_letters.set(b.dead_letters);
+            let age = b.oldest_ms.map_or(0.0, |ms| {
+                let now = jiff::Timestamp::now().as_millisecond().max(0) as u64;
+                now.saturating_sub(ms) as f64 / 1000.0
+            });
+            self.buffer_oldest_seconds.set(age);
+        }
+        let mut out = String::with_capacity(8 * 1024);
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}

@@ -1,0 +1,232 @@
+//! What connects sources to the buffer: the [`Emitter`] (append with back-pressure) and the
+//! [`Shutdown`] signal. Sources know nothing else of the core.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify};
+
+use crate::buffer::{Buffer, BufferError};
+use crate::chunk::Chunk;
+use crate::config::WhenFull;
+use crate::metrics::{AgentMetrics, ReasonLabels, SourceLabels};
+
+/// A source position update: key → new position (`None` forgets it).
+pub type CheckpointUpdate = (String, Option<Vec<u8>>);
+
+/// Why an emit did not happen. When it fails, the source must not advance its position.
+#[derive(Debug, thiserror::Error)]
+pub enum EmitError {
+    /// The agent is stopping; the events were not appended.
+    #[error("the agent is shutting down")]
+    ShuttingDown,
+    /// The buffer failed.
+    #[error(transparent)]
+    Buffer(#[from] BufferError),
+}
+
+/// A shutdown signal, cloneable, usable from threads and tasks.
+#[derive(Clone, Debug)]
+pub struct Shutdown {
+    rx: watch::Receiver<bool>,
+}
+
+/// Triggers a [`Shutdown`].
+#[derive(Debug)]
+pub struct ShutdownTrigger {
+    tx: watch::Sender<bool>,
+}
+
+impl Shutdown {
+    /// A new signal and its trigger.
+    pub fn new() -> (ShutdownTrigger, Shutdown) {
+        let (tx, rx) = watch::channel(false);
+        (ShutdownTrigger { tx }, Shutdown { rx })
+    }
+
+    /// Whether shutdown was requested.
+    pub fn is_triggered(&self) -> bool {
+        *self.rx.borrow()
+    }
+
+    /// Waits until shutdown is requested.
+    pub async fn wait(&mut self) {
+        let _ = self.rx.wait_for(|v| *v).await;
+    }
+
+    /// Sleeps for `d` or until shutdown; true if shutdown was requested.
+    pub async fn sleep(&mut self, d: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => self.is_triggered(),
+            _ = self.wait() => true,
+        }
+    }
+}
+
+impl ShutdownTrigger {
+    /// Requests shutdown.
+    pub fn trigger(&self) {
+        let _ = self.tx.send(true);
+    }
+}
+
+/// Appends events to the buffer for sources, applying `[buffer] when_full`.
+#[derive(Clone)]
+pub struct Emitter {
+    inner: Arc<EmitterInner>,
+}
+
+struct EmitterInner {
+    buffer: Buffer,
+    max_bytes: u64,
+    when_full: WhenFull,
+    space: (Mutex<()>, Condvar),
+    data: Notify,
+    metrics: Arc<AgentMetrics>,
+    agent_id: Arc<str>,
+    labels: Arc<BTreeMap<String, String>>,
+}
+
+impl Emitter {
+    /// An emitter over `buffer` holding at most `max_bytes`.
+    pub fn new(
+        buffer: Buffer,
+        max_bytes: u64,
+        when_full: WhenFull,
+        metrics: Arc<AgentMetrics>,
+        agent_id: Arc<str>,
+        labels: BTreeMap<String, String>,
+    ) -> Self {
+        Emitter {
+            inner: Arc::new(EmitterInner {
+                buffer,
+                max_bytes,
+                when_full,
+                space: (Mutex::new(()), Condvar::new()),
+                data: Notify::new(),
+                metrics,
+                agent_id,
+                labels: Arc::new(labels),
+            }),
+        }
+    }
+
+    /// The agent id (`host` of events).
+    pub fn agent_id(&self) -> &Arc<str> {
+        &self.inner.agent_id
+    }
+
+    /// The agent's labels, added to every event.
+    pub fn agent_labels(&self) -> &Arc<BTreeMap<String, String>> {
+        &self.inner.labels
+    }
+
+    /// The agent's metrics.
+    pub fn metrics(&self) -> &Arc<AgentMetrics> {
+        &self.inner.metrics
+    }
+
+    /// The buffer (for the shipper and the CLI).
+    pub fn buffer(&self) -> &Buffer {
+        &self.inner.buffer
+    }
+
+    /// Appends a chunk with the source's new positions in one atomic write, from a thread.
+    ///
+    /// When the buffer is full: with `block`, waits (the source does not advance) until the
+    /// shipper frees room or shutdown is requested; with `drop_oldest`, drops the oldest
+    /// queued events (counted) to make room.
+    pub fn emit_blocking(
+        &self,
+        source: &str,
+        chunk: &Chunk,
+        checkpoints: &[CheckpointUpdate],
+        shutdown: &Shutdown,
+    ) -> Result<(), EmitError> {
+        let i = &self.inner;
+        let need = chunk.len() as u64 + 12;
+        if !chunk.is_empty() {
+            loop {
+                if i.buffer.bytes() + need <= i.max_bytes {
+                    break;
+                }
+                if i.when_full == WhenFull::DropOldest {
+                    let (events, _) = i.buffer.drop_oldest(need, i.max_bytes)?;
+                    if events > 0 {
+                        i.metrics
+                            .dropped_events
+                            .get_or_create(&ReasonLabels {
+                                reason: "buffer_full".into(),
+                            })
+                            .inc_by(events);
+                        tracing::warn!(
+                            events,
+                            "buffer full: dropped the oldest events (when_full = drop_oldest)"
+                        );
+                        continue;
+                    }
+                }
+                if shutdown.is_triggered() {
+                    return Err(EmitError::ShuttingDown);
+                }
+                // Only cut batches fill the buffer, or the policy is `block`: wait for the
+                // shipper.
+                let guard = i.space.0.lock().unwrap_or_else(|p| p.into_inner());
+                let _ = i
+                    .space
+                    .1
+                    .wait_timeout(guard, Duration::from_millis(200))
+                    .unwrap_or_else(|p| p.into_inner());
+            }
+        }
+        i.buffer.append(chunk, checkpoints)?;
+        if !chunk.is_empty() {
+            i.metrics
+                .events
+                .get_or_create(&SourceLabels {
+                    source: source.to_owned(),
+                })
+                .inc_by(u64::from(chunk.events()));
+            i.data.notify_one();
+        }
+        Ok(())
+    }
+
+    /// [`Emitter::emit_blocking`] for async sources (runs on the blocking pool).
+    pub async fn emit(
+        &self,
+        source: &'static str,
+        chunk: Chunk,
+        checkpoints: Vec<CheckpointUpdate>,
+        shutdown: &Shutdown,
+    ) -> Result<(), EmitError> {
+        let me = self.clone();
+        let shutdown = shutdown.clone();
+        tokio::task::spawn_blocking(move || {
+            me.emit_blocking(source, &chunk, &checkpoints, &shutdown)
+        })
+        .await
+        .unwrap_or(Err(EmitError::ShuttingDown))
+    }
+
+    /// A source's saved position.
+    pub fn checkpoint(&self, key: &str) -> Result<Option<Vec<u8>>, BufferError> {
+        self.inner.buffer.checkpoint(key)
+    }
+
+    /// Every saved position whose key starts with `prefix`.
+    pub fn checkpoints(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, BufferError> {
+        self.inner.buffer.checkpoints(prefix)
+    }
+
+    /// Called by the shipper when batches were acknowledged: wakes blocked sources.
+    pub fn space_freed(&self) {
+        self.inner.space.1.notify_all();
+    }
+
+    /// Resolves when a source appended events since the last call (for the shipper).
+    pub async fn data_arrived(&self) {
+        self.inner.data.notified().await;
+    }
+}
