@@ -1,1 +1,267 @@
-fn main() {}
+//! `logops-agent`: run the agent, check a configuration, inspect the buffer.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use logops_agent::buffer::BufferError;
+use logops_agent::config::Config;
+use logops_agent::{app, buffer};
+
+/// The LogOps host agent.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+const DEFAULT_CONFIG: &str = "/etc/logops/agent.toml";
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the agent.
+    Run {
+        /// Configuration file.
+        #[arg(long, short = 'c', default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Check a configuration file: exit 0, or print every error and exit 1.
+    CheckConfig {
+        /// Configuration file.
+        #[arg(long, short = 'c', default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Inspect the durable buffer (directly, or through a running agent's local endpoint).
+    Buffer {
+        /// Configuration file.
+        #[arg(long, short = 'c', default_value = DEFAULT_CONFIG, global = true)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: BufferAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BufferAction {
+    /// What is queued, in batches, dead-lettered, and the oldest age.
+    Status,
+    /// Decode everything and check it adds up.
+    Check,
+    /// The dead letters with the ingest's reasons.
+    DeadLetters,
+    /// Send dead letters again (all, or one by --seq).
+    Replay {
+        /// Only this batch.
+        #[arg(long)]
+        seq: Option<u64>,
+    },
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+fn load(path: &Path) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|errors| {
+        eprintln!("{errors}");
+        eprintln!(
+            "logops-agent: {} error(s) in {}",
+            errors.0.len(),
+            path.display()
+        );
+        ExitCode::from(1)
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::CheckConfig { config } => match load(&config) {
+            Ok(_) => {
+                println!("{}: ok", config.display());
+                Ok(())
+            }
+            Err(code) => return code,
+        },
+        Command::Run { config } => {
+            let cfg = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            init_logging();
+            run(&config, cfg)
+        }
+        Command::Buffer { config, action } => {
+            let cfg = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            buffer_command(&cfg, action)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("logops-agent: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(path: &Path, config: Config) -> anyhow::Result<()> {
+    // Two workers are plenty: file reading runs on its own thread, sends are I/O bound.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(8)
+        .thread_name("agent")
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(app::run(path, config))
+}
+
+fn ms_ago(ms: Option<u64>) -> String {
+    match ms {
+        None => "-".into(),
+        Some(ms) => {
+            let now = jiff::Timestamp::now().as_millisecond().max(0) as u64;
+            format!("{:.1}s", now.saturating_sub(ms) as f64 / 1000.0)
+        }
+    }
+}
+
+fn buffer_command(config: &Config, action: BufferAction) -> anyhow::Result<()> {
+    match app::open_buffer(config) {
+        Ok(b) => local(&b, action),
+        Err(e)
+            if matches!(
+                e.downcast_ref::<BufferError>(),
+                Some(BufferError::Locked { .. })
+            ) =>
+        {
+            remote(config, action)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn print_status(s: &serde_json::Value) {
+    let g = |k: &str| s.get(k).cloned().unwrap_or_default();
+    println!(
+        "queued events:   {} ({} chunks)",
+        g("queued_events"),
+        g("queued_chunks")
+    );
+    println!(
+        "cut batches:     {} ({} events)",
+        g("batches"),
+        g("batch_events")
+    );
+    println!("dead letters:    {}", g("dead_letters"));
+    println!(
+        "buffer bytes:    {} (sled on disk: {})",
+        g("bytes"),
+        g("disk_bytes")
+    );
+    println!(
+        "oldest:          {}",
+        ms_ago(s.get("oldest_ms").and_then(|v| v.as_u64()))
+    );
+    println!("next batch seq:  {}", g("next_seq"));
+}
+
+fn print_dead(letters: &serde_json::Value) {
+    let list = letters.as_array().cloned().unwrap_or_default();
+    if list.is_empty() {
+        println!("no dead letters");
+    }
+    for l in list {
+        println!(
+            "batch {}  {} events  HTTP {}  {} ago\n    {}",
+            l["seq"],
+            l["events"],
+            l["status"],
+            ms_ago(l["failed_ms"].as_u64()),
+            l["reason"].as_str().unwrap_or_default()
+        );
+    }
+}
+
+fn local(b: &buffer::Buffer, action: BufferAction) -> anyhow::Result<()> {
+    match action {
+        BufferAction::Status => print_status(&serde_json::to_value(b.stats()?)?),
+        BufferAction::DeadLetters => print_dead(&serde_json::to_value(b.dead_letters()?)?),
+        BufferAction::Check => print_check(&serde_json::to_value(b.check()?)?)?,
+        BufferAction::Replay { seq } => {
+            let n = b.replay(seq)?;
+            println!("{n} dead letter(s) queued to be sent again at the next start");
+        }
+    }
+    Ok(())
+}
+
+fn print_check(r: &serde_json::Value) -> anyhow::Result<()> {
+    println!(
+        "chunks {}  batches {}  dead letters {}  checkpoints {}",
+        r["chunks"], r["batches"], r["dead_letters"], r["checkpoints"]
+    );
+    let problems = r["problems"].as_array().cloned().unwrap_or_default();
+    for p in &problems {
+        println!("problem: {}", p.as_str().unwrap_or_default());
+    }
+    anyhow::ensure!(problems.is_empty(), "{} problem(s) found", problems.len());
+    println!("consistent");
+    Ok(())
+}
+
+fn remote(config: &Config, action: BufferAction) -> anyhow::Result<()> {
+    anyhow::ensure!(config.self_metrics.enabled, "the buffer is in use by a running agent and [self_metrics] is disabled: stop the agent to inspect it");
+    let base = format!("http://{}", config.self_metrics.listen);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let get = |path: &str| {
+            let url = format!("{base}{path}");
+            let client = client.clone();
+            async move {
+                let r = client
+                    .get(&url)
+                    .send()
+                    .await
+                    .with_context(|| format!("asking the running agent at {url}"))?;
+                anyhow::ensure!(r.status().is_success(), "{url}: HTTP {}", r.status());
+                Ok::<serde_json::Value, anyhow::Error>(r.json().await?)
+            }
+        };
+        match action {
+            BufferAction::Status => print_status(&get("/buffer/status").await?),
+            BufferAction::DeadLetters => print_dead(&get("/buffer/dead-letters").await?),
+            BufferAction::Check => print_check(&get("/buffer/check").await?)?,
+            BufferAction::Replay { seq } => {
+                let url = match seq {
+                    Some(s) => format!("{base}/buffer/replay?seq={s}"),
+                    None => format!("{base}/buffer/replay"),
+                };
+                let r: serde_json::Value = client
+                    .post(&url)
+                    .send()
+                    .await
+                    .with_context(|| format!("asking the running agent at {url}"))?
+                    .json()
+                    .await?;
+                println!("{} dead letter(s) queued to be sent again", r["replayed"]);
+            }
+        }
+        Ok(())
+    })
+}

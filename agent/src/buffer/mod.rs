@@ -129,6 +129,7 @@ struct Inner {
     meta: sled::Tree,
     bytes: AtomicU64,
     queued_events: AtomicU64,
+    queued_bytes: AtomicU64,
     next_chunk: AtomicU64,
 }
 
@@ -182,6 +183,7 @@ impl Buffer {
             path: path.clone(),
             bytes: AtomicU64::new(0),
             queued_events: AtomicU64::new(0),
+            queued_bytes: AtomicU64::new(0),
             next_chunk: AtomicU64::new(0),
         };
         let buffer = Buffer {
@@ -215,13 +217,14 @@ impl Buffer {
     /// Recomputes the counters and makes sure the batch sequence exists.
     fn init(&self) -> Result<(), BufferError> {
         let i = &self.inner;
-        let (mut bytes, mut events) = (0u64, 0u64);
+        let (mut bytes, mut events, mut queued) = (0u64, 0u64, 0u64);
         let mut last_chunk = None;
         for item in i.chunks.iter() {
             let (k, v) = item.map_err(|e| self.sled(e))?;
             let rec = ChunkRecord::decode(&v)
                 .ok_or_else(|| self.corrupt(format!("chunk {}", key_u64(&k))))?;
             bytes += v.len() as u64;
+            queued += rec.data.len() as u64;
             events += u64::from(rec.events);
             last_chunk = Some(key_u64(&k));
         }
@@ -231,6 +234,7 @@ impl Buffer {
         }
         i.bytes.store(bytes, Ordering::Relaxed);
         i.queued_events.store(events, Ordering::Relaxed);
+        i.queued_bytes.store(queued, Ordering::Relaxed);
         i.next_chunk
             .store(last_chunk.map_or(0, |k| k + 1), Ordering::Relaxed);
         if i.meta.get(NEXT_SEQ).map_err(|e| self.sled(e))?.is_none() {
@@ -253,6 +257,11 @@ impl Buffer {
     /// Events waiting to be cut into batches.
     pub fn queued_events(&self) -> u64 {
         self.inner.queued_events.load(Ordering::Relaxed)
+    }
+
+    /// NDJSON bytes of events waiting to be cut into batches.
+    pub fn queued_bytes(&self) -> u64 {
+        self.inner.queued_bytes.load(Ordering::Relaxed)
     }
 
     /// Appends a chunk and the sources' new positions in one atomic write. `checkpoints` maps
@@ -285,6 +294,8 @@ impl Buffer {
             i.bytes.fetch_add(v.len() as u64, Ordering::Relaxed);
             i.queued_events
                 .fetch_add(u64::from(chunk.events()), Ordering::Relaxed);
+            i.queued_bytes
+                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -388,6 +399,10 @@ impl Buffer {
             events.min(i.queued_events.load(Ordering::Relaxed)),
             Ordering::Relaxed,
         );
+        i.queued_bytes.fetch_sub(
+            (data.len() as u64).min(i.queued_bytes.load(Ordering::Relaxed)),
+            Ordering::Relaxed,
+        );
         Ok(Some(record))
     }
 
@@ -402,6 +417,27 @@ impl Buffer {
                     .ok_or_else(|| self.corrupt(format!("batch {}", key_u64(&k))))
             })
             .collect()
+    }
+
+    /// Sequence numbers of the batches cut and not yet acknowledged, oldest first (keys
+    /// only: cheap).
+    pub fn pending_seqs(&self) -> Result<Vec<u64>, BufferError> {
+        self.inner
+            .batches
+            .iter()
+            .keys()
+            .map(|k| k.map(|k| key_u64(&k)).map_err(|e| self.sled(e)))
+            .collect()
+    }
+
+    /// One stored batch.
+    pub fn batch(&self, seq: u64) -> Result<Option<BatchRecord>, BufferError> {
+        match self.inner.batches.get(key(seq)).map_err(|e| self.sled(e))? {
+            None => Ok(None),
+            Some(v) => BatchRecord::decode(seq, &v)
+                .map(Some)
+                .ok_or_else(|| self.corrupt(format!("batch {seq}"))),
+        }
     }
 
     /// Deletes an acknowledged batch.
@@ -553,8 +589,11 @@ impl Buffer {
             let Some((k, v)) = i.chunks.pop_min().map_err(|e| self.sled(e))? else {
                 break;
             };
-            let n = ChunkRecord::decode(&v).map_or(0, |r| u64::from(r.events));
+            let (n, data_len) = ChunkRecord::decode(&v)
+                .map_or((0, 0), |r| (u64::from(r.events), r.data.len() as u64));
             events += n;
+            i.queued_bytes
+                .fetch_sub(data_len.min(self.queued_bytes()), Ordering::Relaxed);
             bytes += v.len() as u64;
             i.bytes
                 .fetch_sub((v.len() as u64).min(self.bytes()), Ordering::Relaxed);
@@ -586,13 +625,14 @@ impl Buffer {
             disk_bytes: i.db.size_on_disk().map_err(|e| self.sled(e))?,
             ..BufferStats::default()
         };
-        for b in self.pending()? {
+        // Headers only: counting must not copy every batch body.
+        for item in i.batches.iter() {
+            let (k, v) = item.map_err(|e| self.sled(e))?;
+            let (created, events) = BatchRecord::header(&v)
+                .ok_or_else(|| self.corrupt(format!("batch {}", key_u64(&k))))?;
             s.batches += 1;
-            s.batch_events += u64::from(b.events);
-            s.oldest_ms = Some(
-                s.oldest_ms
-                    .map_or(b.created_ms, |o: u64| o.min(b.created_ms)),
-            );
+            s.batch_events += u64::from(events);
+            s.oldest_ms = Some(s.oldest_ms.map_or(created, |o: u64| o.min(created)));
         }
         if let Some(ms) = self.oldest_chunk_ms()? {
             s.oldest_ms = Some(s.oldest_ms.map_or(ms, |o| o.min(ms)));

@@ -66,6 +66,14 @@ impl BatchRecord {
         13 + self.body.len()
     }
 
+    /// (created_ms, events) from a stored value, without copying the body.
+    pub fn header(v: &[u8]) -> Option<(u64, u32)> {
+        Some((
+            u64::from_le_bytes(v.get(..8)?.try_into().ok()?),
+            u32::from_le_bytes(v.get(8..12)?.try_into().ok()?),
+        ))
+    }
+
     /// Decodes a value stored under `seq`.
     pub fn decode(seq: u64, v: &[u8]) -> Option<Self> {
         Some(BatchRecord {

@@ -111,7 +111,8 @@ pub struct ShipConfig {
     /// zstd level.
     #[serde(default = "default_zstd_level")]
     pub zstd_level: i32,
-    /// Batches sent at once.
+    /// Batches sent at once. 1 (default) keeps the ingest's copy in the agent's order; more
+    /// raise throughput on slow links, but a retried batch may then land after a newer one.
     #[serde(default = "default_in_flight")]
     pub max_in_flight: usize,
     /// Timeout of one request.
@@ -141,7 +142,7 @@ fn default_zstd_level() -> i32 {
     3
 }
 fn default_in_flight() -> usize {
-    2
+    1
 }
 fn default_request_timeout() -> HumanDuration {
     HumanDuration::secs(30)

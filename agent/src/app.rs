@@ -1,0 +1,119 @@
+//! The running agent: buffer, sources, shipper and the local endpoint, with SIGTERM (drain
+//! and exit) and SIGHUP (reload the configuration without losing or doubling anything).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::buffer::{Buffer, BufferOptions};
+use crate::config::Config;
+use crate::metrics::AgentMetrics;
+use crate::pipeline::{Emitter, Shutdown};
+use crate::shipper::Shipper;
+
+/// The buffer directory under `data_dir`.
+pub fn buffer_dir(config: &Config) -> PathBuf {
+    config.agent.data_dir.join("buffer")
+}
+
+/// Opens the buffer a configuration names.
+pub fn open_buffer(config: &Config) -> anyhow::Result<Buffer> {
+    let opts = BufferOptions {
+        cache_bytes: config.buffer.cache_size.bytes(),
+        flush_interval: config.buffer.flush_interval.get(),
+    };
+    Ok(Buffer::open(&buffer_dir(config), &opts)?)
+}
+
+/// What ended a configuration's run.
+enum Stop {
+    Terminate(&'static str),
+    Reload,
+}
+
+/// Runs the agent until SIGTERM or SIGINT.
+pub async fn run(config_path: &Path, first: Config) -> anyhow::Result<()> {
+    let buffer = open_buffer(&first)
+        .with_context(|| format!("opening the buffer in {}", first.agent.data_dir.display()))?;
+    let metrics = Arc::new(AgentMetrics::new());
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let data_dir = first.agent.data_dir.clone();
+    let mut config = first;
+    loop {
+        let agent_id: Arc<str> = Arc::from(config.agent_id());
+        let emitter = Emitter::new(
+            buffer.clone(),
+            config.buffer.max_size.bytes(),
+            config.buffer.when_full,
+            metrics.clone(),
+            agent_id.clone(),
+            config.agent.labels.clone(),
+        );
+        let (stop_sources, sources_stop) = Shutdown::new();
+        let (stop_shipper, shipper_stop) = Shutdown::new();
+        let shipper = Shipper::new(&config.ship, emitter.clone())?;
+        let drain = config.ship.shutdown_timeout.get();
+        let ship_task = tokio::spawn(shipper.run(shipper_stop.clone(), drain));
+        let admin = config.self_metrics.enabled.then(|| {
+            tokio::spawn(crate::admin::serve(
+                config.self_metrics.listen,
+                emitter.clone(),
+                shipper_stop.clone(),
+            ))
+        });
+        let sources = crate::sources::start_all(&config, &emitter, &sources_stop)
+            .context("starting the sources")?;
+        tracing::info!(agent = %agent_id, sources = sources.len(), url = %config.ship.url, "logops-agent running");
+
+        let stop = loop {
+            tokio::select! {
+                _ = term.recv() => break Stop::Terminate("SIGTERM"),
+                _ = int.recv() => break Stop::Terminate("SIGINT"),
+                _ = hup.recv() => match Config::load(config_path) {
+                    Err(errors) => tracing::error!("SIGHUP: the new configuration is not valid, keeping the running one:\n{errors}"),
+                    Ok(new) => {
+                        if new.agent.data_dir != data_dir {
+                            tracing::warn!("SIGHUP: agent.data_dir changed; that takes a restart (still using {})", data_dir.display());
+                        }
+                        config = new;
+                        break Stop::Reload;
+                    }
+                },
+            }
+        };
+        // Sources first: their last chunks and positions land in the buffer together.
+        stop_sources.trigger();
+        sources.join().await;
+        match stop {
+            Stop::Terminate(signal) => {
+                tracing::info!(
+                    signal,
+                    "stopping: sending what is buffered (up to ship.shutdown_timeout)"
+                );
+                stop_shipper.trigger();
+                let _ = ship_task.await;
+                if let Some(a) = admin {
+                    let _ = a.await;
+                }
+                buffer.flush()?;
+                tracing::info!("stopped");
+                return Ok(());
+            }
+            Stop::Reload => {
+                // In-flight sends are abandoned, not lost: their batches stay in the buffer
+                // and are resent under the same ids by the new shipper.
+                stop_shipper.trigger();
+                let _ = tokio::time::timeout(Duration::from_secs(35), ship_task).await;
+                if let Some(a) = admin {
+                    let _ = a.await;
+                }
+                tracing::info!("configuration reloaded");
+            }
+        }
+    }
+}

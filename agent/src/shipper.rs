@@ -1,0 +1,422 @@
+//! The shipper: cuts batches from the buffer and sends them to the ingest until each is
+//! acknowledged.
+//!
+//! - A batch is cut (numbered, compressed, flushed) before its first send; every retry sends
+//!   the identical bytes under the same id, so the ingest's dedupe makes retries safe.
+//! - Only a 200 deletes a batch. 429/503 wait for `Retry-After`; network errors, timeouts,
+//!   5xx, 408 and 401/403 (a key the operator can fix) retry with exponential backoff and
+//!   jitter (backon), capped at `backoff_max`. 413 splits the batch in two. Any other 4xx
+//!   moves it to the dead letters with the ingest's answer as the reason.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use logops_common::batch::{Encoding, AGENT_HEADER, BATCH_HEADER, NDJSON};
+use logops_common::sign;
+use tokio::task::JoinSet;
+
+use crate::buffer::{BatchRecord, Buffer};
+use crate::codec;
+use crate::config::ShipConfig;
+use crate::metrics::{AgentMetrics, ReasonLabels};
+use crate::pipeline::{Emitter, Shutdown};
+
+/// How one send ended.
+#[derive(Debug)]
+enum Outcome {
+    /// 200: stored (or a duplicate of a stored batch).
+    Acked,
+    /// Try again later.
+    Retry {
+        after: Option<Duration>,
+        reason: String,
+    },
+    /// 413: the batch must be split.
+    TooLarge(String),
+    /// A refusal retrying cannot fix.
+    Rejected { status: u16, reason: String },
+}
+
+/// Everything a send needs; shared by the send tasks.
+struct Sender {
+    client: reqwest::Client,
+    url: String,
+    api_key: String,
+    agent_id: Arc<str>,
+    hmac: Option<Vec<u8>>,
+    buffer: Buffer,
+    emitter: Emitter,
+    metrics: Arc<AgentMetrics>,
+    backoff: ExponentialBuilder,
+    zstd_level: i32,
+}
+
+/// The shipper.
+pub struct Shipper {
+    sender: Arc<Sender>,
+    cfg: ShipConfig,
+}
+
+fn read_secret(
+    file: Option<&Path>,
+    env: Option<&str>,
+    what: &str,
+) -> anyhow::Result<Option<String>> {
+    let value = match (file, env) {
+        (Some(f), _) => std::fs::read_to_string(f)
+            .with_context(|| format!("reading {what} file {}", f.display()))?,
+        (None, Some(var)) => std::env::var(var)
+            .with_context(|| format!("{what}: environment variable {var} is not set"))?,
+        (None, None) => return Ok(None),
+    };
+    let value = value.trim().to_owned();
+    anyhow::ensure!(!value.is_empty(), "{what} is empty");
+    Ok(Some(value))
+}
+
+impl Shipper {
+    /// Builds the HTTP client (rustls; extra CA; client certificate) and reads the secrets.
+    pub fn new(cfg: &ShipConfig, emitter: Emitter) -> anyhow::Result<Shipper> {
+        let api_key = read_secret(
+            cfg.api_key_file.as_deref(),
+            cfg.api_key_env.as_deref(),
+            "ship.api_key",
+        )?
+        .context("ship: no API key (set api_key_file or api_key_env)")?;
+        let hmac = read_secret(
+            cfg.hmac_secret_file.as_deref(),
+            cfg.hmac_secret_env.as_deref(),
+            "ship.hmac_secret",
+        )?
+        .map(String::into_bytes);
+        let mut builder = reqwest::Client::builder()
+            .timeout(cfg.timeout.get())
+            .connect_timeout(cfg.timeout.get().min(Duration::from_secs(10)))
+            .pool_max_idle_per_host(cfg.max_in_flight)
+            .user_agent(concat!("logops-agent/", env!("CARGO_PKG_VERSION")));
+        if let Some(ca) = &cfg.ca_file {
+            let pem = std::fs::read(ca)
+                .with_context(|| format!("reading ship.ca_file {}", ca.display()))?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("ship.ca_file {}: not PEM certificates", ca.display()))?
+            {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if let (Some(cert), Some(key)) = (&cfg.client_cert, &cfg.client_key) {
+            let mut pem = std::fs::read(cert)
+                .with_context(|| format!("reading ship.client_cert {}", cert.display()))?;
+            pem.extend(
+                std::fs::read(key)
+                    .with_context(|| format!("reading ship.client_key {}", key.display()))?,
+            );
+            builder = builder.identity(
+                reqwest::Identity::from_pem(&pem)
+                    .context("ship.client_cert/client_key: not a PEM certificate and key")?,
+            );
+        }
+        let client = builder.build().context("building the HTTP client")?;
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(cfg.backoff_min.get())
+            .with_max_delay(cfg.backoff_max.get())
+            .with_factor(2.0)
+            .with_jitter()
+            .without_max_times();
+        Ok(Shipper {
+            sender: Arc::new(Sender {
+                client,
+                url: cfg.url.clone(),
+                api_key,
+                agent_id: emitter.agent_id().clone(),
+                hmac,
+                buffer: emitter.buffer().clone(),
+                metrics: emitter.metrics().clone(),
+                emitter,
+                backoff,
+                zstd_level: cfg.zstd_level,
+            }),
+            cfg: cfg.clone(),
+        })
+    }
+
+    fn encoding(&self) -> Encoding {
+        codec::encoding(self.cfg.compression)
+    }
+
+    /// Whether queued events should be cut into a batch now (`final_flush`: anything queued).
+    fn due(&self, final_flush: bool) -> anyhow::Result<bool> {
+        let b = &self.sender.buffer;
+        if b.queued_events() == 0 {
+            return Ok(false);
+        }
+        if final_flush
+            || b.queued_events() >= self.cfg.batch_max_events as u64
+            || b.queued_bytes() >= self.cfg.batch_max_bytes.bytes()
+        {
+            return Ok(true);
+        }
+        let now = jiff::Timestamp::now().as_millisecond().max(0) as u64;
+        let oldest = b.oldest_chunk_ms()?.unwrap_or(now);
+        Ok(now.saturating_sub(oldest) >= self.cfg.batch_max_age.get().as_millis() as u64)
+    }
+
+    fn cut(&self) -> anyhow::Result<Option<BatchRecord>> {
+        Ok(self.sender.buffer.cut(
+            self.cfg.batch_max_events,
+            self.cfg.batch_max_bytes.as_usize(),
+            self.encoding(),
+            self.cfg.zstd_level,
+        )?)
+    }
+
+    /// Sends until `shutdown`; then, for at most `drain`, cuts and sends what is left.
+    /// Whatever is still unsent stays in the buffer for the next start.
+    pub async fn run(self, shutdown: Shutdown, drain: Duration) {
+        let (stop_sends, sends_stop) = Shutdown::new();
+        // Batches being sent; any other stored batch (cut before the last stop, split, or
+        // replayed from the dead letters while running) is picked up when a slot is free.
+        let mut in_flight: HashSet<u64> = HashSet::new();
+        let mut tasks: JoinSet<u64> = JoinSet::new();
+        let mut draining_since: Option<Instant> = None;
+        let mut shutdown = shutdown;
+        let mut announced = false;
+        loop {
+            let draining = draining_since.is_some();
+            // Fill the in-flight slots: stored batches first (oldest first), then new cuts.
+            while tasks.len() < self.cfg.max_in_flight {
+                let stored = match self.sender.buffer.pending_seqs() {
+                    Ok(seqs) => seqs.into_iter().find(|s| !in_flight.contains(s)),
+                    Err(e) => {
+                        tracing::error!("reading unsent batches: {e}");
+                        None
+                    }
+                };
+                if stored.is_some() && !announced {
+                    tracing::info!("sending batches already in the buffer first");
+                    announced = true;
+                }
+                let batch = match stored {
+                    Some(seq) => self.sender.buffer.batch(seq).unwrap_or_else(|e| {
+                        tracing::error!("reading batch {seq}: {e}");
+                        None
+                    }),
+                    None => {
+                        match self
+                            .due(draining)
+                            .and_then(|due| if due { self.cut() } else { Ok(None) })
+                        {
+                            Ok(b) => b,
+                            Err(e) => {
+                                tracing::error!("cutting a batch: {e:#}");
+                                None
+                            }
+                        }
+                    }
+                };
+                let Some(batch) = batch else { break };
+                in_flight.insert(batch.seq);
+                let sender = self.sender.clone();
+                let stop = sends_stop.clone();
+                tasks.spawn(async move {
+                    let seq = batch.seq;
+                    sender.deliver(batch, stop).await;
+                    seq
+                });
+            }
+            if let Some(since) = draining_since {
+                let left = self.sender.buffer.queued_events() > 0 || !tasks.is_empty();
+                if !left {
+                    tracing::info!("everything buffered was delivered");
+                    break;
+                }
+                if since.elapsed() >= drain {
+                    tracing::warn!("shutdown_timeout reached; unsent batches stay in the buffer for the next start");
+                    stop_sends.trigger();
+                    while tasks.join_next().await.is_some() {}
+                    break;
+                }
+            }
+            tokio::select! {
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                    if let Ok(seq) = done {
+                        in_flight.remove(&seq);
+                    }
+                }
+                _ = self.sender.emitter.data_arrived() => {}
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = shutdown.wait(), if !draining => {
+                    draining_since = Some(Instant::now());
+                }
+            }
+        }
+        if let Err(e) = self.sender.buffer.flush() {
+            tracing::error!("flushing the buffer: {e}");
+        }
+    }
+}
+
+impl Sender {
+    /// Sends one batch until it is acknowledged, split (the halves are stored and picked up
+    /// by the loop), dead-lettered, or `stop` (it stays in the buffer).
+    async fn deliver(&self, batch: BatchRecord, mut stop: Shutdown) {
+        let mut delays = self.backoff.build();
+        let mut attempt = 0u32;
+        loop {
+            if attempt > 0 {
+                self.metrics.batches_retried.inc();
+            }
+            attempt += 1;
+            let started = Instant::now();
+            let outcome = self.send(&batch).await;
+            self.metrics
+                .send_seconds
+                .observe(started.elapsed().as_secs_f64());
+            let id = format!("{}:{}", self.agent_id, batch.seq);
+            match outcome {
+                Outcome::Acked => {
+                    if let Err(e) = self.buffer.ack(batch.seq) {
+                        tracing::error!(batch = %id, "removing an acknowledged batch: {e}");
+                    }
+                    self.metrics.batches_sent.inc();
+                    self.emitter.space_freed();
+                    tracing::debug!(batch = %id, events = batch.events, "batch acknowledged");
+                    return;
+                }
+                Outcome::TooLarge(reason) => match self.buffer.split(batch.seq, self.zstd_level) {
+                    Ok(Some((a, b))) => {
+                        tracing::warn!(batch = %id, "the ingest found the batch too large; split into {} and {}", a.seq, b.seq);
+                        return;
+                    }
+                    Ok(None) => return self.reject(&batch, 413, &reason),
+                    Err(e) => {
+                        tracing::error!(batch = %id, "splitting: {e}");
+                        return self.reject(&batch, 413, &reason);
+                    }
+                },
+                Outcome::Rejected { status, reason } => {
+                    return self.reject(&batch, status, &reason)
+                }
+                Outcome::Retry { after, reason } => {
+                    self.metrics
+                        .batches_failed
+                        .get_or_create(&ReasonLabels {
+                            reason: reason_label(&reason),
+                        })
+                        .inc();
+                    let wait =
+                        after.unwrap_or_else(|| delays.next().unwrap_or(Duration::from_secs(60)));
+                    tracing::warn!(batch = %id, attempt, wait_ms = wait.as_millis() as u64, "send failed, will retry: {reason}");
+                    if stop.sleep(wait).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn reject(&self, batch: &BatchRecord, status: u16, reason: &str) {
+        tracing::error!(batch = %format!("{}:{}", self.agent_id, batch.seq), status, events = batch.events, "the ingest refused the batch; moved to the dead letters: {reason}");
+        self.metrics.batches_dead.inc();
+        self.metrics
+            .batches_failed
+            .get_or_create(&ReasonLabels {
+                reason: format!("status_{status}"),
+            })
+            .inc();
+        if let Err(e) = self.buffer.dead_letter(batch.seq, status, reason) {
+            tracing::error!("moving batch {} to the dead letters: {e}", batch.seq);
+        }
+        self.emitter.space_freed();
+    }
+
+    async fn send(&self, batch: &BatchRecord) -> Outcome {
+        let mut req = self
+            .client
+            .post(&self.url)
+            .bearer_auth(&self.api_key)
+            .header(AGENT_HEADER, &*self.agent_id)
+            .header(BATCH_HEADER, format!("{}:{}", self.agent_id, batch.seq))
+            .header(reqwest::header::CONTENT_TYPE, NDJSON)
+            .header(reqwest::header::CONTENT_ENCODING, batch.encoding.as_str());
+        if let Some(secret) = &self.hmac {
+            let ts = jiff::Timestamp::now().as_second();
+            req = req.header(sign::TIMESTAMP_HEADER, ts.to_string()).header(
+                sign::SIGNATURE_HEADER,
+                sign::signature(secret, ts, &batch.body),
+            );
+        }
+        let resp = match req.body(batch.body.clone()).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                let kind = if e.is_timeout() {
+                    "timeout"
+                } else if e.is_connect() {
+                    "connect"
+                } else {
+                    "network"
+                };
+                return Outcome::Retry {
+                    after: None,
+                    reason: format!("{kind}: {}", error_chain(&e)),
+                };
+            }
+        };
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let text = resp.text().await.unwrap_or_default();
+        let reason = format!(
+            "HTTP {status}: {}",
+            text.trim().chars().take(1024).collect::<String>()
+        );
+        match status {
+            200..=299 => Outcome::Acked,
+            413 => Outcome::TooLarge(reason),
+            429 | 503 => Outcome::Retry {
+                after: retry_after,
+                reason,
+            },
+            408 | 500..=599 => Outcome::Retry {
+                after: retry_after,
+                reason,
+            },
+            401 | 403 => Outcome::Retry {
+                after: None,
+                reason: format!("{reason} (check ship.api_key_file / api_key_env)"),
+            },
+            _ => Outcome::Rejected { status, reason },
+        }
+    }
+}
+
+/// A short label for the failure metric.
+fn reason_label(reason: &str) -> String {
+    if let Some(rest) = reason.strip_prefix("HTTP ") {
+        return format!(
+            "status_{}",
+            rest.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+        );
+    }
+    reason.split(':').next().unwrap_or("network").to_owned()
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
