@@ -3,6 +3,8 @@
 //! nothing of the buffer's engine, batches or HTTP; adding one is a new module here and a
 //! config section.
 
+pub mod host;
+
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
@@ -55,7 +57,13 @@ pub fn start_all(
     emitter: &crate::pipeline::Emitter,
     shutdown: &crate::pipeline::Shutdown,
 ) -> std::io::Result<RunningSources> {
-    let running = RunningSources::default();
-    let _ = (config, emitter, shutdown);
+    let mut running = RunningSources::default();
+    if let Some(host) = &config.host {
+        running.tasks.push(tokio::spawn(host::run(
+            host.clone(),
+            emitter.clone(),
+            shutdown.clone(),
+        )));
+    }
     Ok(running)
 }

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the real peers the tests run against (Debian bookworm, as root). Idempotent: does
+# nothing when every package is already installed, and runs `apt-get update` only when one is
+# missing. Peers are started by the tests themselves (on 127.0.0.1, free ports, own configs);
+# `apt-get install` starts no daemon on machines without an init system.
+#
+#   prometheus-node-exporter   agent/tests/host_vs_node_exporter.rs (host metrics cross-check)
+set -euo pipefail
+
+PACKAGES=(
+    prometheus-node-exporter
+)
+
+export DEBIAN_FRONTEND=noninteractive
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    if [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" != "install ok installed" ]; then
+        missing+=("$p")
+    fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "install-peers: all installed (${PACKAGES[*]})"
+    exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-peers: missing ${missing[*]}; run this script as root" >&2
+    exit 1
+fi
+
+echo "install-peers: installing ${missing[*]}"
+# Other jobs may hold the dpkg lock: wait for it rather than fail.
+APT=(apt-get -o DPkg::Lock::Timeout=600 -o Acquire::Retries=3)
+"${APT[@]}" update
+"${APT[@]}" install -y --no-install-recommends "${missing[@]}"
