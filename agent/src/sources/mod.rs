@@ -3,6 +3,7 @@
 //! nothing of the buffer's engine, batches or HTTP; adding one is a new module here and a
 //! config section.
 
+pub mod files;
 pub mod host;
 
 use std::borrow::Cow;
@@ -58,6 +59,15 @@ pub fn start_all(
     shutdown: &crate::pipeline::Shutdown,
 ) -> std::io::Result<RunningSources> {
     let mut running = RunningSources::default();
+    if !config.files.is_empty() {
+        let source = files::FilesSource::new(config.files.clone(), emitter.clone());
+        let stop = shutdown.clone();
+        running.threads.push(
+            std::thread::Builder::new()
+                .name("files".into())
+                .spawn(move || source.run(stop))?,
+        );
+    }
     if let Some(host) = &config.host {
         running.tasks.push(tokio::spawn(host::run(
             host.clone(),

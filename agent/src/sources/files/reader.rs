@@ -1,0 +1,591 @@
+//! Reading one file: blocks into a shared buffer, lines found with `memchr`, each line
+//! turned into a [`Record`] that points into the buffer (no copy, no allocation) and carries
+//! the checkpoint that is true once it is in the buffer.
+//!
+//! Positions, for one file:
+//! - `committed`: the offset in the last checkpoint written, just after the last line in the
+//!   buffer;
+//! - `read_pos`: how far the file has been read; between the two lie lines being emitted, a
+//!   pending multiline event and the unfinished last line (`carry`), which are in memory
+//!   only and read again after a restart.
+
+use std::fs::File;
+use std::io;
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use prometheus_client::metrics::gauge::Gauge;
+
+use super::checkpoint::{file_key, FileCheckpoint};
+use super::identity::FileKey;
+use super::multiline::{Joined, Multiline, Pending};
+
+/// Bytes read from a file at once.
+pub(crate) const READ_SIZE: usize = 256 * 1024;
+
+/// Where a record's body is.
+#[derive(Debug, Clone)]
+pub(crate) enum Body {
+    /// In the read buffer (valid UTF-8, checked when the record was made).
+    Buf(Range<usize>),
+    /// In [`Records::owned`] (joined lines, lossily decoded lines).
+    Owned(Range<usize>),
+}
+
+/// One event to emit.
+#[derive(Debug, Clone)]
+pub(crate) struct Record {
+    /// The body.
+    pub body: Body,
+    /// Its attributes' JSON in [`Records::attrs`].
+    pub attrs: Range<usize>,
+    /// The file's checkpoint once this record is in the buffer.
+    pub end: u64,
+    /// `end` is inside a split line.
+    pub mid_line: bool,
+    /// Lines it completes (metrics).
+    pub lines: u32,
+    /// File bytes it covers (metrics).
+    pub bytes: u64,
+}
+
+/// Records made from one block (or one flush), with the text they own.
+#[derive(Debug, Default)]
+pub(crate) struct Records {
+    /// The records, in file order.
+    pub list: Vec<Record>,
+    /// Attribute objects, back to back.
+    pub attrs: String,
+    /// Bodies that are not in the read buffer.
+    pub owned: String,
+}
+
+/// Where a record lies in its file and how it is flagged.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Span {
+    /// File offset of its first byte (the `offset` attribute).
+    pub offset: u64,
+    /// The checkpoint after it.
+    pub end: u64,
+    /// Flag `split`.
+    pub split: bool,
+    /// `end` is inside a line.
+    pub mid_line: bool,
+    /// Lines it completes.
+    pub lines: u32,
+}
+
+/// Appends the decimal digits of `n` (what `write!` does, without the formatting machinery).
+fn push_u64(s: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    s.push_str(std::str::from_utf8(&digits[i..]).expect("ASCII digits"));
+}
+
+impl Records {
+    /// Empties the lists, keeping their memory.
+    pub fn clear(&mut self) {
+        self.list.clear();
+        self.attrs.clear();
+        self.owned.clear();
+    }
+
+    /// Adds a record for `bytes` (which are `buf[at..]` of the read buffer when `at` is
+    /// given, else copied). `attrs_prefix` is `{"path":"...","offset":`.
+    pub fn push(&mut self, attrs_prefix: &str, bytes: &[u8], at: Option<usize>, span: Span) {
+        let (body, invalid) = match (std::str::from_utf8(bytes), at) {
+            (Ok(_), Some(a)) => (Body::Buf(a..a + bytes.len()), false),
+            (Ok(s), None) => {
+                let a = self.owned.len();
+                self.owned.push_str(s);
+                (Body::Owned(a..self.owned.len()), false)
+            }
+            (Err(_), _) => {
+                // What String::from_utf8_lossy makes, written into the reused string.
+                let a = self.owned.len();
+                for chunk in bytes.utf8_chunks() {
+                    self.owned.push_str(chunk.valid());
+                    if !chunk.invalid().is_empty() {
+                        self.owned.push(char::REPLACEMENT_CHARACTER);
+                    }
+                }
+                (Body::Owned(a..self.owned.len()), true)
+            }
+        };
+        let a = self.attrs.len();
+        self.attrs.push_str(attrs_prefix);
+        push_u64(&mut self.attrs, span.offset);
+        if span.split {
+            self.attrs.push_str(r#","split":true"#);
+        }
+        if invalid {
+            self.attrs.push_str(r#","invalid_utf8":true"#);
+        }
+        self.attrs.push('}');
+        self.list.push(Record {
+            body,
+            attrs: a..self.attrs.len(),
+            end: span.end,
+            mid_line: span.mid_line,
+            lines: span.lines,
+            bytes: span.end.saturating_sub(span.offset),
+        });
+    }
+
+    /// A record's body; `buf` is the read buffer the records were made from.
+    pub fn body<'a>(&'a self, rec: &Record, buf: &'a [u8]) -> &'a str {
+        match &rec.body {
+            Body::Owned(r) => &self.owned[r.clone()],
+            // Checked in `push`; checking again is cheaper than `unsafe`.
+            Body::Buf(r) => std::str::from_utf8(&buf[r.clone()]).unwrap_or_default(),
+        }
+    }
+}
+
+/// How lines are cut and joined.
+pub(crate) struct Split<'a> {
+    /// `max_line_bytes`.
+    pub max_line: usize,
+    /// The multiline rule, if any.
+    pub multiline: Option<&'a Multiline>,
+    /// Now (the time of the lines' arrival, for multiline timeouts).
+    pub now: Instant,
+}
+
+/// Where to cut a line at most `limit` into `data`: backs off (at most 3 bytes) so that a
+/// UTF-8 character is not cut in two.
+fn cut_at(data: &[u8], from: usize, limit: usize) -> usize {
+    let mut c = limit;
+    let mut k = 0;
+    while k < 3 && c > from + 1 && c < data.len() && data[c] & 0xC0 == 0x80 {
+        c -= 1;
+        k += 1;
+    }
+    if c < data.len() && data[c] & 0xC0 == 0x80 {
+        limit // not UTF-8 there anyway
+    } else {
+        c
+    }
+}
+
+/// One tailed file.
+pub(crate) struct Tail {
+    /// The open file: read through this descriptor until closed, whatever its name becomes.
+    pub file: File,
+    /// Its identity.
+    pub key: FileKey,
+    /// Its current (or last known) path.
+    pub path: PathBuf,
+    /// `file:<group>:<dev>:<ino>`.
+    pub cp_key: String,
+    path_str: String,
+    attrs_prefix: String,
+    /// Next byte to read.
+    pub read_pos: u64,
+    /// The offset in the last checkpoint written.
+    pub committed: u64,
+    /// The last checkpoint written was inside a split line.
+    pub committed_mid: bool,
+    /// The unfinished last line (at most `max_line_bytes`).
+    pub carry: Vec<u8>,
+    /// What is read next continues a split line.
+    pub in_split: bool,
+    /// Hash of the first 256 bytes, once there are that many.
+    pub fingerprint: Option<u64>,
+    /// The multiline event being joined.
+    pub pending: Pending,
+    /// Set when the file left its path (renamed or deleted): the last time it grew.
+    pub rotated: Option<Instant>,
+    /// The checkpoint must be written even if no line is (path, fingerprint, reset).
+    pub dirty: bool,
+    /// Size at the last look.
+    pub size: u64,
+    /// After a failed read or emit: try again at.
+    pub retry_at: Option<Instant>,
+    /// `bytes_behind` of this path.
+    pub behind: Option<Gauge>,
+}
+
+impl Tail {
+    /// A file read from `offset`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        file: File,
+        key: FileKey,
+        path: PathBuf,
+        group_id: &str,
+        offset: u64,
+        mid_line: bool,
+        fingerprint: Option<u64>,
+        size: u64,
+    ) -> Tail {
+        let mut t = Tail {
+            file,
+            key,
+            path: PathBuf::new(),
+            cp_key: file_key(group_id, key),
+            path_str: String::new(),
+            attrs_prefix: String::new(),
+            read_pos: offset,
+            committed: offset,
+            committed_mid: mid_line,
+            carry: Vec::new(),
+            in_split: mid_line,
+            fingerprint,
+            pending: Pending::default(),
+            rotated: None,
+            dirty: true,
+            size,
+            retry_at: None,
+            behind: None,
+        };
+        t.set_path(path);
+        t
+    }
+
+    /// Records a new path (the checkpoint is rewritten with it).
+    pub fn set_path(&mut self, path: PathBuf) {
+        if path == self.path {
+            return;
+        }
+        self.path_str = path.to_string_lossy().into_owned();
+        self.attrs_prefix = format!(
+            r#"{{"path":{},"offset":"#,
+            serde_json::to_string(&self.path_str).expect("a string serializes")
+        );
+        self.path = path;
+        self.dirty = true;
+    }
+
+    /// The path as text.
+    pub fn path_str(&self) -> &str {
+        &self.path_str
+    }
+
+    /// The checkpoint value for `offset`.
+    pub fn checkpoint(&self, offset: u64, mid_line: bool) -> Vec<u8> {
+        FileCheckpoint::encode(&self.path_str, self.key, offset, self.fingerprint, mid_line)
+    }
+
+    /// Drops what was read past the checkpoint (it is read again).
+    pub fn rewind(&mut self) {
+        self.read_pos = self.committed;
+        self.carry.clear();
+        self.pending.clear();
+        self.in_split = self.committed_mid;
+    }
+
+    /// Starts over at offset 0 (truncated or replaced content).
+    pub fn reset(&mut self) {
+        self.read_pos = 0;
+        self.carry.clear();
+        self.pending.clear();
+        self.in_split = false;
+        self.fingerprint = None;
+    }
+
+    /// Reads the next block after the carry into `buf` (`READ_SIZE` plus the longest carry
+    /// long); `None` at the end of the file. Returns the block and its file offset.
+    pub fn read_block<'b>(&mut self, buf: &'b mut [u8]) -> io::Result<Option<(&'b [u8], u64)>> {
+        let c = self.carry.len();
+        buf[..c].copy_from_slice(&self.carry);
+        let room = (buf.len() - c).min(READ_SIZE);
+        let n = loop {
+            match self.file.read_at(&mut buf[c..c + room], self.read_pos) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        let base = self.read_pos - c as u64;
+        self.read_pos += n as u64;
+        self.size = self.size.max(self.read_pos);
+        self.carry.clear();
+        Ok(Some((&buf[..c + n], base)))
+    }
+
+    /// Turns a block (starting at file offset `base`, in the read buffer) into records; the
+    /// unfinished last line becomes the carry.
+    pub fn split_block(&mut self, data: &[u8], base: u64, cx: &Split<'_>, out: &mut Records) {
+        let mut s = 0usize;
+        for nl in memchr::memchr_iter(b'\n', data) {
+            let mut e = nl;
+            if e > s && data[e - 1] == b'\r' {
+                e -= 1;
+            }
+            self.line(data, s..e, base, base + nl as u64 + 1, true, cx, out);
+            s = nl + 1;
+        }
+        // An unfinished line already longer than the limit: emit it in pieces now, so that
+        // memory stays bounded.
+        while data.len() - s > cx.max_line {
+            let cut = cut_at(data, s, s + cx.max_line);
+            self.flush_pending(out);
+            let span = Span {
+                offset: base + s as u64,
+                end: base + cut as u64,
+                split: true,
+                mid_line: true,
+                lines: 0,
+            };
+            out.push(&self.attrs_prefix, &data[s..cut], Some(s), span);
+            self.in_split = true;
+            s = cut;
+        }
+        self.carry.extend_from_slice(&data[s..]);
+    }
+
+    /// One complete line `data[r]` (without `\n`/`\r\n`), ending at file offset `end`;
+    /// `data` is at file offset `base` and is the read buffer if `in_buf`.
+    #[allow(clippy::too_many_arguments)]
+    fn line(
+        &mut self,
+        data: &[u8],
+        r: Range<usize>,
+        base: u64,
+        end: u64,
+        in_buf: bool,
+        cx: &Split<'_>,
+        out: &mut Records,
+    ) {
+        let at = |i: usize| in_buf.then_some(i);
+        let (mut s, e) = (r.start, r.end);
+        if e - s > cx.max_line || self.in_split {
+            self.flush_pending(out);
+            while e - s > cx.max_line {
+                let cut = cut_at(data, s, s + cx.max_line);
+                let span = Span {
+                    offset: base + s as u64,
+                    end: base + cut as u64,
+                    split: true,
+                    mid_line: true,
+                    lines: 0,
+                };
+                out.push(&self.attrs_prefix, &data[s..cut], at(s), span);
+                s = cut;
+            }
+            let span = Span {
+                offset: base + s as u64,
+                end,
+                split: true,
+                mid_line: false,
+                lines: 1,
+            };
+            out.push(&self.attrs_prefix, &data[s..e], at(s), span);
+            self.in_split = false;
+            return;
+        }
+        let offset = base + s as u64;
+        match cx.multiline {
+            Some(ml) => {
+                let prefix = &self.attrs_prefix;
+                self.pending.feed(
+                    ml,
+                    &data[s..e],
+                    offset,
+                    end,
+                    cx.max_line,
+                    cx.now,
+                    &mut |j: Joined<'_>| out.push(prefix, j.text, None, joined_span(&j)),
+                );
+            }
+            None => {
+                let span = Span {
+                    offset,
+                    end,
+                    split: false,
+                    mid_line: false,
+                    lines: 1,
+                };
+                out.push(&self.attrs_prefix, &data[s..e], at(s), span);
+            }
+        }
+    }
+
+    /// Completes the pending multiline event, if any.
+    pub fn flush_pending(&mut self, out: &mut Records) {
+        let prefix = &self.attrs_prefix;
+        self.pending
+            .flush(&mut |j: Joined<'_>| out.push(prefix, j.text, None, joined_span(&j)));
+    }
+
+    /// The file is finished (closed after rotation, or truncated): its unfinished last line
+    /// and pending event become records too.
+    pub fn finish(&mut self, cx: &Split<'_>, out: &mut Records) {
+        if !self.carry.is_empty() {
+            let carry = std::mem::take(&mut self.carry);
+            let base = self.read_pos - carry.len() as u64;
+            let mut e = carry.len();
+            if carry[e - 1] == b'\r' {
+                e -= 1;
+            }
+            self.line(&carry, 0..e, base, self.read_pos, false, cx, out);
+            self.carry = carry;
+            self.carry.clear();
+        }
+        self.flush_pending(out);
+    }
+}
+
+fn joined_span(j: &Joined<'_>) -> Span {
+    Span {
+        offset: j.start,
+        end: j.end,
+        split: j.split,
+        mid_line: false,
+        lines: j.lines,
+    }
+}
+
+/// For `start_at = "end"`: the start of the file's unfinished last line, so that it is read
+/// whole once finished (its end when the file ends with a newline).
+pub(crate) fn start_of_last_line(file: &File, size: u64) -> io::Result<u64> {
+    const LOOK: u64 = 64 * 1024;
+    let from = size.saturating_sub(LOOK);
+    let mut tail = vec![0u8; (size - from) as usize];
+    let mut got = 0;
+    while got < tail.len() {
+        match file.read_at(&mut tail[got..], from + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(match memchr::memrchr(b'\n', &tail[..got]) {
+        Some(i) => from + i as u64 + 1,
+        None if from == 0 => 0,
+        None => size, // a last line longer than we look back: start at the end
+    })
+}
+
+/// The path a descriptor's file has now (Linux: `/proc/self/fd`), unless it was deleted.
+pub(crate) fn current_path(file: &File) -> Option<PathBuf> {
+    use std::os::fd::AsRawFd;
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()?;
+    let s = link.to_string_lossy();
+    (link.is_absolute() && !s.ends_with(" (deleted)")).then_some(link)
+}
+
+/// Whether `p` names the file with key `key` now.
+pub(crate) fn is_at(p: &Path, key: FileKey) -> bool {
+    std::fs::metadata(p).is_ok_and(|m| FileKey::of(&m) == key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(t: &mut Tail, data: &[u8], max_line: usize) -> Vec<(String, String, u64, bool)> {
+        let mut out = Records::default();
+        let cx = Split {
+            max_line,
+            multiline: None,
+            now: Instant::now(),
+        };
+        let mut buf = std::mem::take(&mut t.carry);
+        buf.extend_from_slice(data);
+        let base = t.read_pos - (buf.len() - data.len()) as u64;
+        t.read_pos += data.len() as u64;
+        t.split_block(&buf, base, &cx, &mut out);
+        out.list
+            .iter()
+            .map(|r| {
+                (
+                    out.body(r, &buf).to_owned(),
+                    out.attrs[r.attrs.clone()].to_owned(),
+                    r.end,
+                    r.mid_line,
+                )
+            })
+            .collect()
+    }
+
+    fn tail() -> (tempfile::TempDir, Tail) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.log");
+        std::fs::write(&p, b"").unwrap();
+        let f = File::open(&p).unwrap();
+        let key = FileKey::of(&f.metadata().unwrap());
+        let t = Tail::new(f, key, PathBuf::from("/x/a.log"), "g", 0, false, None, 0);
+        (dir, t)
+    }
+
+    #[test]
+    fn lines_carry_and_crlf() {
+        let (_d, mut t) = tail();
+        let r = records(&mut t, b"one\r\ntwo\nthr", 256);
+        assert_eq!(
+            r,
+            [
+                (
+                    "one".into(),
+                    r#"{"path":"/x/a.log","offset":0}"#.into(),
+                    5,
+                    false
+                ),
+                (
+                    "two".into(),
+                    r#"{"path":"/x/a.log","offset":5}"#.into(),
+                    9,
+                    false
+                ),
+            ]
+        );
+        assert_eq!(t.carry, b"thr");
+        let r = records(&mut t, b"ee\n", 256);
+        assert_eq!(r[0].0, "three");
+        assert_eq!(r[0].1, r#"{"path":"/x/a.log","offset":9}"#);
+        assert_eq!(r[0].2, 15);
+        assert!(t.carry.is_empty());
+    }
+
+    #[test]
+    fn long_lines_are_split_without_cutting_characters() {
+        let (_d, mut t) = tail();
+        // 4 + 3×"é" (2 bytes): a cut at 5 would fall inside the first é.
+        let r = records(&mut t, "abcdéééxyz\nok\n".as_bytes(), 5);
+        let bodies: Vec<&str> = r.iter().map(|x| x.0.as_str()).collect();
+        assert_eq!(bodies, ["abcd", "éé", "éxyz", "ok"]);
+        assert!(r[..3].iter().all(|x| x.1.ends_with(r#","split":true}"#)));
+        assert!(!r[3].1.contains("split"));
+        assert_eq!(r[0].2, 4);
+        assert!(r[0].3 && r[1].3 && !r[2].3);
+        // An unfinished long line is emitted in pieces as it grows; memory stays bounded.
+        let r = records(&mut t, b"0123456789", 4);
+        assert_eq!(r.len(), 2);
+        assert_eq!(t.carry, b"89");
+        let r = records(&mut t, b"\n", 4);
+        assert_eq!(r[0].0, "89");
+        assert!(r[0].1.contains("split"));
+    }
+
+    #[test]
+    fn invalid_utf8_is_kept_lossily_and_flagged() {
+        let (_d, mut t) = tail();
+        let r = records(&mut t, b"ok\n\xff\xfebad\n", 256);
+        assert_eq!(r[1].0, "\u{FFFD}\u{FFFD}bad");
+        assert_eq!(
+            r[1].1,
+            r#"{"path":"/x/a.log","offset":3,"invalid_utf8":true}"#
+        );
+        assert_eq!(
+            r[1].0,
+            String::from_utf8_lossy(b"\xff\xfebad"),
+            "same as from_utf8_lossy"
+        );
+    }
+}
