@@ -90,6 +90,7 @@ fn main() {
         &BufferOptions {
             cache_bytes: 4 << 20,
             flush_interval: Duration::from_millis(500),
+            zstd_level: 3,
         },
     )
     .unwrap();

@@ -24,6 +24,7 @@ pub fn open_buffer(config: &Config) -> anyhow::Result<Buffer> {
     let opts = BufferOptions {
         cache_bytes: config.buffer.cache_size.bytes(),
         flush_interval: config.buffer.flush_interval.get(),
+        zstd_level: config.ship.zstd_level,
     };
     Ok(Buffer::open(&buffer_dir(config), &opts)?)
 }

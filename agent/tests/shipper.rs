@@ -61,6 +61,7 @@ fn agent(dir: &Path, port: u16, key: &str, ship_extra: &str) -> Agent {
         &BufferOptions {
             cache_bytes: 1 << 20,
             flush_interval: Duration::from_millis(100),
+            zstd_level: 3,
         },
     )
     .unwrap();

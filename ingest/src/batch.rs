@@ -86,23 +86,30 @@ pub fn decompress(body: &[u8], encoding: Encoding, limit: usize) -> Result<Vec<u
 }
 
 /// The most `body` can decompress to, never more than `limit`: exact for identity and for
-/// zstd frames whose header states their content size (the decoder checks that it is true),
-/// `limit` otherwise. A stated size over the limit is returned as is, so that decompression
-/// refuses it at once.
+/// zstd bodies whose frames all state their content size (agents send a batch as one frame
+/// per buffered chunk; the decoder checks each stated size), `limit` otherwise. A stated
+/// total over the limit is returned as is, so that decompression refuses it at once.
 pub fn decompressed_bound(body: &[u8], encoding: Encoding, limit: usize) -> usize {
     match encoding {
         Encoding::Identity => body.len(),
-        Encoding::Zstd => match zstd::zstd_safe::get_frame_content_size(body) {
-            // A body of several frames states only the first one's size.
-            Ok(Some(size)) if size <= limit as u64 && single_zstd_frame(body) => size as usize,
-            _ => limit,
-        },
+        Encoding::Zstd => zstd_stated_size(body, limit).unwrap_or(limit),
         Encoding::Gzip => limit,
     }
 }
 
-fn single_zstd_frame(body: &[u8]) -> bool {
-    zstd::zstd_safe::find_frame_compressed_size(body).is_ok_and(|n| n == body.len())
+/// Sum of the content sizes the frames of a zstd body state, if every frame states one.
+fn zstd_stated_size(mut body: &[u8], limit: usize) -> Option<usize> {
+    let mut total = 0u64;
+    while !body.is_empty() {
+        let size = zstd::zstd_safe::get_frame_content_size(body).ok()??;
+        let len = zstd::zstd_safe::find_frame_compressed_size(body).ok()?;
+        total = total.saturating_add(size);
+        if total > limit as u64 {
+            return Some(total.min(usize::MAX as u64) as usize);
+        }
+        body = body.get(len..)?;
+    }
+    Some(total as usize)
 }
 
 /// Parses every line of a decompressed body. Blank lines are skipped; any invalid line
@@ -197,7 +204,25 @@ mod tests {
         assert_eq!(decompressed_bound(&z, Encoding::Zstd, 1 << 20), 5000);
         let mut two = z.clone();
         two.extend_from_slice(&z);
-        assert_eq!(decompressed_bound(&two, Encoding::Zstd, 1 << 20), 1 << 20);
+        assert_eq!(
+            decompressed_bound(&two, Encoding::Zstd, 1 << 20),
+            10_000,
+            "frames add up"
+        );
+        assert_eq!(
+            decompress(&two, Encoding::Zstd, 10_000).unwrap().len(),
+            10_000
+        );
+        let mut streamed = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        streamed.include_contentsize(false).unwrap();
+        std::io::Write::write_all(&mut streamed, &data).unwrap();
+        let mut mixed = z.clone();
+        mixed.extend_from_slice(&streamed.finish().unwrap());
+        assert_eq!(
+            decompressed_bound(&mixed, Encoding::Zstd, 1 << 20),
+            1 << 20,
+            "a frame without a size"
+        );
         assert_eq!(decompressed_bound(b"abc", Encoding::Identity, 10), 3);
         // A frame that lies about its size is refused by the decoder.
         assert!(decompress(&z, Encoding::Zstd, 4999).is_err());

@@ -73,6 +73,8 @@ pub struct BufferOptions {
     pub cache_bytes: u64,
     /// How often sled flushes on its own.
     pub flush_interval: Duration,
+    /// zstd level of stored chunks (and so of batches sent with zstd).
+    pub zstd_level: i32,
 }
 
 /// What is in the buffer.
@@ -131,6 +133,7 @@ struct Inner {
     queued_events: AtomicU64,
     queued_bytes: AtomicU64,
     next_chunk: AtomicU64,
+    zstd_level: i32,
 }
 
 const NEXT_SEQ: &[u8] = b"next_batch_seq";
@@ -185,6 +188,7 @@ impl Buffer {
             queued_events: AtomicU64::new(0),
             queued_bytes: AtomicU64::new(0),
             next_chunk: AtomicU64::new(0),
+            zstd_level: opts.zstd_level,
         };
         let buffer = Buffer {
             inner: Arc::new(inner),
@@ -224,7 +228,7 @@ impl Buffer {
             let rec = ChunkRecord::decode(&v)
                 .ok_or_else(|| self.corrupt(format!("chunk {}", key_u64(&k))))?;
             bytes += v.len() as u64;
-            queued += rec.data.len() as u64;
+            queued += u64::from(rec.raw_len);
             events += u64::from(rec.events);
             last_chunk = Some(key_u64(&k));
         }
@@ -273,8 +277,23 @@ impl Buffer {
         checkpoints: &[(String, Option<Vec<u8>>)],
     ) -> Result<(), BufferError> {
         let i = &self.inner;
-        let value = (!chunk.is_empty())
-            .then(|| ChunkRecord::encode(now_ms(), chunk.events(), chunk.data()));
+        let value = if chunk.is_empty() {
+            None
+        } else {
+            let frame = zstd::bulk::compress(chunk.data(), i.zstd_level).map_err(|source| {
+                BufferError::Codec {
+                    path: i.path.clone(),
+                    seq: 0,
+                    source,
+                }
+            })?;
+            Some(ChunkRecord::encode(
+                now_ms(),
+                chunk.events(),
+                chunk.len() as u32,
+                &frame,
+            ))
+        };
         let chunk_key = key(i.next_chunk.fetch_add(1, Ordering::Relaxed));
         (&i.chunks, &i.checkpoints)
             .transaction(|(chunks, cps)| {
@@ -342,20 +361,34 @@ impl Buffer {
     ) -> Result<Option<BatchRecord>, BufferError> {
         let i = &self.inner;
         let mut keys = Vec::new();
-        let mut data = Vec::new();
+        let mut frames = Vec::new();
+        let mut raw = Vec::new();
+        let mut raw_len = 0usize;
         let mut events = 0u64;
         let mut oldest = u64::MAX;
         let mut freed = 0u64;
+        let codec_err = |source| BufferError::Codec {
+            path: i.path.clone(),
+            seq: 0,
+            source,
+        };
         for item in i.chunks.iter() {
             let (k, v) = item.map_err(|e| self.sled(e))?;
             let rec = ChunkRecord::decode(&v)
                 .ok_or_else(|| self.corrupt(format!("chunk {}", key_u64(&k))))?;
             let fits = events + u64::from(rec.events) <= max_events as u64
-                && data.len() + rec.data.len() <= max_bytes;
+                && raw_len + rec.raw_len as usize <= max_bytes;
             if !keys.is_empty() && !fits {
                 break;
             }
-            data.extend_from_slice(rec.data);
+            // A zstd body is the chunks' frames one after the other; other encodings need
+            // the lines.
+            if encoding == Encoding::Zstd {
+                frames.extend_from_slice(rec.frame);
+            } else {
+                raw.extend_from_slice(&rec.data().map_err(codec_err)?);
+            }
+            raw_len += rec.raw_len as usize;
             events += u64::from(rec.events);
             oldest = oldest.min(rec.appended_ms);
             freed += v.len() as u64;
@@ -364,12 +397,11 @@ impl Buffer {
         if keys.is_empty() {
             return Ok(None);
         }
-        let body =
-            codec::encode(&data, encoding, zstd_level).map_err(|source| BufferError::Codec {
-                path: i.path.clone(),
-                seq: 0,
-                source,
-            })?;
+        let body = if encoding == Encoding::Zstd {
+            frames
+        } else {
+            codec::encode(&raw, encoding, zstd_level).map_err(codec_err)?
+        };
         let record = (&i.chunks, &i.batches, &i.meta)
             .transaction(|(chunks, batches, meta)| {
                 let seq = meta.get(NEXT_SEQ)?.map_or(1, |v| key_u64(&v));
@@ -400,7 +432,7 @@ impl Buffer {
             Ordering::Relaxed,
         );
         i.queued_bytes.fetch_sub(
-            (data.len() as u64).min(i.queued_bytes.load(Ordering::Relaxed)),
+            (raw_len as u64).min(i.queued_bytes.load(Ordering::Relaxed)),
             Ordering::Relaxed,
         );
         Ok(Some(record))
@@ -590,7 +622,7 @@ impl Buffer {
                 break;
             };
             let (n, data_len) = ChunkRecord::decode(&v)
-                .map_or((0, 0), |r| (u64::from(r.events), r.data.len() as u64));
+                .map_or((0, 0), |r| (u64::from(r.events), u64::from(r.raw_len)));
             events += n;
             i.queued_bytes
                 .fetch_sub(data_len.min(self.queued_bytes()), Ordering::Relaxed);
@@ -646,18 +678,22 @@ impl Buffer {
         let mut r = CheckReport::default();
         for item in i.chunks.iter() {
             let (k, v) = item.map_err(|e| self.sled(e))?;
-            match ChunkRecord::decode(&v) {
-                Some(rec)
-                    if rec.data.iter().filter(|&&b| b == b'\n').count() == rec.events as usize =>
-                {
-                    r.chunks += 1
-                }
-                Some(rec) => r.problems.push(format!(
-                    "chunk {}: {} events recorded, {} lines stored",
-                    key_u64(&k),
+            let lines = ChunkRecord::decode(&v).map(|rec| {
+                let data = rec.data();
+                (
                     rec.events,
-                    rec.data.iter().filter(|&&b| b == b'\n').count()
+                    data.map(|d| d.iter().filter(|&&b| b == b'\n').count()),
+                )
+            });
+            match lines {
+                Some((events, Ok(n))) if n == events as usize => r.chunks += 1,
+                Some((events, Ok(n))) => r.problems.push(format!(
+                    "chunk {}: {events} events recorded, {n} lines stored",
+                    key_u64(&k)
                 )),
+                Some((_, Err(e))) => r
+                    .problems
+                    .push(format!("chunk {}: does not decompress: {e}", key_u64(&k))),
                 None => r
                     .problems
                     .push(format!("chunk {}: does not decode", key_u64(&k))),

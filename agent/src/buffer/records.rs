@@ -4,24 +4,30 @@ use logops_common::batch::Encoding;
 
 use crate::codec::{encoding_from_tag, encoding_tag};
 
-/// A stored chunk: `appended_ms u64 | events u32 | NDJSON`.
+/// A stored chunk: `appended_ms u64 | events u32 | raw_len u32 | zstd frame of the NDJSON`.
+///
+/// Chunks are compressed when appended: sled writes a tenth of the bytes, and a batch is the
+/// concatenation of its chunks' frames (a valid zstd body), so nothing is compressed twice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChunkRecord<'a> {
     /// When it was appended (Unix ms).
     pub appended_ms: u64,
     /// Number of events (= lines).
     pub events: u32,
-    /// NDJSON lines.
-    pub data: &'a [u8],
+    /// Size of the NDJSON before compression.
+    pub raw_len: u32,
+    /// One zstd frame holding the NDJSON lines.
+    pub frame: &'a [u8],
 }
 
 impl<'a> ChunkRecord<'a> {
-    /// Encodes a chunk value.
-    pub fn encode(appended_ms: u64, events: u32, data: &[u8]) -> Vec<u8> {
-        let mut v = Vec::with_capacity(12 + data.len());
+    /// Encodes a chunk value around an already compressed frame.
+    pub fn encode(appended_ms: u64, events: u32, raw_len: u32, frame: &[u8]) -> Vec<u8> {
+        let mut v = Vec::with_capacity(16 + frame.len());
         v.extend_from_slice(&appended_ms.to_le_bytes());
         v.extend_from_slice(&events.to_le_bytes());
-        v.extend_from_slice(data);
+        v.extend_from_slice(&raw_len.to_le_bytes());
+        v.extend_from_slice(frame);
         v
     }
 
@@ -30,8 +36,14 @@ impl<'a> ChunkRecord<'a> {
         Some(ChunkRecord {
             appended_ms: u64::from_le_bytes(v.get(..8)?.try_into().ok()?),
             events: u32::from_le_bytes(v.get(8..12)?.try_into().ok()?),
-            data: v.get(12..)?,
+            raw_len: u32::from_le_bytes(v.get(12..16)?.try_into().ok()?),
+            frame: v.get(16..)?,
         })
+    }
+
+    /// The NDJSON lines.
+    pub fn data(&self) -> std::io::Result<Vec<u8>> {
+        zstd::bulk::decompress(self.frame, self.raw_len as usize)
     }
 }
 

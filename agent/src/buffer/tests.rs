@@ -7,6 +7,22 @@ fn opts() -> BufferOptions {
     BufferOptions {
         cache_bytes: 1 << 20,
         flush_interval: Duration::from_millis(100),
+        zstd_level: 3,
+    }
+}
+
+/// Opens the buffer again after the previous handle was dropped: sled releases its file lock
+/// from a background thread shortly after the last handle goes.
+fn reopen(dir: &std::path::Path) -> Buffer {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match Buffer::open(dir, &opts()) {
+            Ok(b) => return b,
+            Err(BufferError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(e) => panic!("reopening the buffer: {e}"),
+        }
     }
 }
 
@@ -49,7 +65,7 @@ fn events_and_checkpoints_survive_a_reopen_together() {
             .unwrap();
         b.flush().unwrap();
     }
-    let b = Buffer::open(dir.path(), &opts()).unwrap();
+    let b = reopen(dir.path());
     assert_eq!(
         b.checkpoint("file:1").unwrap().as_deref(),
         Some(&b"120"[..])
@@ -77,7 +93,7 @@ fn cut_respects_limits_and_sequence_only_grows_across_reopens() {
         b.ack(c.seq).unwrap();
         assert_eq!(b.pending().unwrap().len(), 0);
     }
-    let b = Buffer::open(dir.path(), &opts()).unwrap();
+    let b = reopen(dir.path());
     let d = b.cut(25, 1 << 20, Encoding::Gzip, 3).unwrap().unwrap();
     assert_eq!(
         d.seq,
@@ -97,7 +113,7 @@ fn a_cut_batch_is_resent_identically_after_a_reopen() {
         b.append(&chunk(0, 50), &[]).unwrap();
         cut = b.cut(100, 1 << 20, Encoding::Zstd, 3).unwrap().unwrap();
     }
-    let b = Buffer::open(dir.path(), &opts()).unwrap();
+    let b = reopen(dir.path());
     assert_eq!(b.pending().unwrap(), vec![cut]);
 }
 

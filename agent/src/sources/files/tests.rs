@@ -98,6 +98,7 @@ impl Env {
             &BufferOptions {
                 cache_bytes: 1 << 20,
                 flush_interval: Duration::from_millis(100),
+                zstd_level: 3,
             },
         )
         .unwrap();

@@ -114,6 +114,7 @@ mod tests {
             &BufferOptions {
                 cache_bytes: 1 << 20,
                 flush_interval: Duration::from_millis(100),
+                zstd_level: 3,
             },
         )
         .unwrap();
