@@ -77,13 +77,18 @@ pub async fn run(config_path: &Path, first: Config) -> anyhow::Result<()> {
                 _ = int.recv() => break Stop::Terminate("SIGINT"),
                 _ = hup.recv() => match Config::load(config_path) {
                     Err(errors) => tracing::error!("SIGHUP: the new configuration is not valid, keeping the running one:\n{errors}"),
-                    Ok(new) => {
-                        if new.agent.data_dir != data_dir {
-                            tracing::warn!("SIGHUP: agent.data_dir changed; that takes a restart (still using {})", data_dir.display());
+                    // Secrets and certificates are read now, while the old configuration
+                    // still runs: a key file that cannot be read keeps it running.
+                    Ok(new) => match Shipper::new(&new.ship, emitter.clone()) {
+                        Err(e) => tracing::error!("SIGHUP: the new [ship] section cannot be used, keeping the running configuration: {e:#}"),
+                        Ok(_) => {
+                            if new.agent.data_dir != data_dir {
+                                tracing::warn!("SIGHUP: agent.data_dir changed; that takes a restart (still using {})", data_dir.display());
+                            }
+                            config = new;
+                            break Stop::Reload;
                         }
-                        config = new;
-                        break Stop::Reload;
-                    }
+                    },
                 },
             }
         };
