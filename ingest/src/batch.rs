@@ -85,31 +85,38 @@ pub fn decompress(body: &[u8], encoding: Encoding, limit: usize) -> Result<Vec<u
     Ok(out)
 }
 
-/// The most `body` can decompress to, never more than `limit`: exact for identity and for
-/// zstd bodies whose frames all state their content size (agents send a batch as one frame
-/// per buffered chunk; the decoder checks each stated size), `limit` otherwise. A stated
-/// total over the limit is returned as is, so that decompression refuses it at once.
-pub fn decompressed_bound(body: &[u8], encoding: Encoding, limit: usize) -> usize {
-    match encoding {
+/// The most `body` can decompress to: exact for identity and for zstd bodies whose frames
+/// all state their content size (agents send a batch as one frame per buffered chunk; the
+/// decoder checks every stated size), `limit` otherwise. A stated size over `limit` is
+/// refused at once, before any memory is reserved or anything is decompressed.
+pub fn decompressed_bound(
+    body: &[u8],
+    encoding: Encoding,
+    limit: usize,
+) -> Result<usize, BodyError> {
+    let bound = match encoding {
         Encoding::Identity => body.len(),
-        Encoding::Zstd => zstd_stated_size(body, limit).unwrap_or(limit),
+        Encoding::Zstd => zstd_stated_size(body)
+            .unwrap_or(limit as u64)
+            .min(u64::MAX >> 1) as usize,
         Encoding::Gzip => limit,
+    };
+    if bound > limit {
+        return Err(BodyError::TooLarge { limit });
     }
+    Ok(bound)
 }
 
 /// Sum of the content sizes the frames of a zstd body state, if every frame states one.
-fn zstd_stated_size(mut body: &[u8], limit: usize) -> Option<usize> {
+fn zstd_stated_size(mut body: &[u8]) -> Option<u64> {
     let mut total = 0u64;
     while !body.is_empty() {
         let size = zstd::zstd_safe::get_frame_content_size(body).ok()??;
         let len = zstd::zstd_safe::find_frame_compressed_size(body).ok()?;
         total = total.saturating_add(size);
-        if total > limit as u64 {
-            return Some(total.min(usize::MAX as u64) as usize);
-        }
         body = body.get(len..)?;
     }
-    Some(total as usize)
+    Some(total)
 }
 
 /// Parses every line of a decompressed body. Blank lines are skipped; any invalid line
@@ -201,13 +208,24 @@ mod tests {
     fn the_bound_is_exact_when_known() {
         let data = vec![b'x'; 5000];
         let z = zstd::bulk::compress(&data, 3).unwrap();
-        assert_eq!(decompressed_bound(&z, Encoding::Zstd, 1 << 20), 5000);
+        assert_eq!(
+            decompressed_bound(&z, Encoding::Zstd, 1 << 20).unwrap(),
+            5000
+        );
+        assert!(matches!(
+            decompressed_bound(&z, Encoding::Zstd, 4999),
+            Err(BodyError::TooLarge { limit: 4999 })
+        ));
         let mut two = z.clone();
         two.extend_from_slice(&z);
         assert_eq!(
-            decompressed_bound(&two, Encoding::Zstd, 1 << 20),
+            decompressed_bound(&two, Encoding::Zstd, 1 << 20).unwrap(),
             10_000,
             "frames add up"
+        );
+        assert!(
+            decompressed_bound(&two, Encoding::Zstd, 9_999).is_err(),
+            "the total counts"
         );
         assert_eq!(
             decompress(&two, Encoding::Zstd, 10_000).unwrap().len(),
@@ -219,11 +237,14 @@ mod tests {
         let mut mixed = z.clone();
         mixed.extend_from_slice(&streamed.finish().unwrap());
         assert_eq!(
-            decompressed_bound(&mixed, Encoding::Zstd, 1 << 20),
+            decompressed_bound(&mixed, Encoding::Zstd, 1 << 20).unwrap(),
             1 << 20,
             "a frame without a size"
         );
-        assert_eq!(decompressed_bound(b"abc", Encoding::Identity, 10), 3);
+        assert_eq!(
+            decompressed_bound(b"abc", Encoding::Identity, 10).unwrap(),
+            3
+        );
         // A frame that lies about its size is refused by the decoder.
         assert!(decompress(&z, Encoding::Zstd, 4999).is_err());
     }

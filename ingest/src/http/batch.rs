@@ -214,7 +214,15 @@ async fn handle(
     // Bound the decompressed bytes held across all requests: reserve what this body can
     // decompress to (exact for identity and for zstd frames that state their size).
     let max_decompressed = app.config.limits.max_decompressed.as_usize();
-    let reserve = decompressed_bound(&raw, encoding, max_decompressed);
+    let reserve = decompressed_bound(&raw, encoding, max_decompressed).map_err(|e| {
+        count_rejected(app, &tenant, "decompressed_too_large", 0, sent_bytes);
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "decompressed_too_large",
+            e.to_string(),
+        )
+        .with("limit", max_decompressed)
+    })?;
     let kib = u32::try_from(reserve.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
     let _permit = app.in_flight.try_acquire_many(kib).map_err(|_| {
         count_rejected(app, &tenant, "busy", 0, sent_bytes);
