@@ -231,7 +231,7 @@ impl Default for StoreConfig {
             segment_max_age: HumanDuration::secs(3600),
             dedupe_window: HumanDuration::secs(86_400),
             queue_capacity: 1024,
-            compression_level: 3,
+            compression_level: 1,
         }
     }
 }

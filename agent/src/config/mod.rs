@@ -139,7 +139,7 @@ fn default_batch_age() -> HumanDuration {
     HumanDuration::secs(1)
 }
 fn default_zstd_level() -> i32 {
-    3
+    1
 }
 fn default_in_flight() -> usize {
     1

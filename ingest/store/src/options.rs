@@ -34,9 +34,9 @@ pub struct StoreOptions {
     /// How many batches may wait for the writer; more is `SubmitError::QueueFull`.
     /// Default 1024.
     pub queue_capacity: usize,
-    /// The most body bytes one group commit takes (at least one batch). Default 64 MiB.
+    /// The most body bytes one group commit takes (at least one batch). Default 16 MiB (shorter fsyncs, steadier latency).
     pub max_group_bytes: usize,
-    /// The zstd level of compressed segments. Default 3.
+    /// The zstd level of compressed segments. Default 1 (measured faster than 3 and no larger on NDJSON).
     pub compression_level: i32,
     /// Observes each `fdatasync` of the write path. Default none.
     pub fsync_observer: Option<FsyncObserver>,
@@ -57,8 +57,8 @@ impl StoreOptions {
             retention_interval: Duration::from_secs(60),
             dedupe_window: Duration::from_secs(24 * 3600),
             queue_capacity: 1024,
-            max_group_bytes: 64 * MIB as usize,
-            compression_level: 3,
+            max_group_bytes: 16 * MIB as usize,
+            compression_level: 1,
             fsync_observer: None,
             commit_log_max_bytes: 64 * MIB,
         }
