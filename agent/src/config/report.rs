@@ -260,7 +260,12 @@ pub(super) fn parse_all(text: &str, path: &Path) -> Result<Config, ConfigErrors>
                 let found = span.as_ref().and_then(|s| locate(doc.get_ref(), s, ""));
                 if message.starts_with("missing field `") {
                     // About a table as a whole: say which key it lacks; nothing to remove.
-                    let key = missing_key_path(&message, found.as_ref().map(|f| f.path.as_str()));
+                    // toml gives a missing top-level key an empty span: that is the document itself.
+                    let table = found
+                        .as_ref()
+                        .filter(|_| span.as_ref().is_some_and(|s| !s.is_empty()))
+                        .map(|f| f.path.as_str());
+                    let key = missing_key_path(&message, table);
                     errors.push(error_at(span, Some(key), message));
                     break;
                 }

@@ -109,8 +109,12 @@ multiline = { start_pattern = "([" }
 
 #[test]
 fn a_missing_section_and_syntax_errors_are_named() {
-    let all = parse("[agent]\nid = \"x\"\n").unwrap_err().to_string();
+    let errs = parse("[agent]\nid = \"x\"\n").unwrap_err();
+    let all = errs.to_string();
     assert!(all.contains("missing field `ship`"), "{all}");
+    assert_eq!(errs.0[0].key.as_deref(), Some("ship"), "{all}");
+    let errs = parse("[ship]\napi_key_env = \"K\"\n").unwrap_err();
+    assert_eq!(errs.0[0].key.as_deref(), Some("ship.url"), "{errs}");
     let all = parse("[ship\nurl = 1\n").unwrap_err().to_string();
     assert!(all.contains("agent.toml:1:"), "{all}");
 }
