@@ -16,6 +16,7 @@
 //! Everything is independent per harness (own port, directory, log), so tests can run in
 //! parallel.
 
+pub mod agent;
 pub mod client;
 pub mod events;
 pub mod harness;

@@ -1,0 +1,321 @@
+//! `agent-bench`: end-to-end benchmarks of `logops-agent` shipping to `logops-ingest` on the
+//! same machine (release binaries: `cargo build --release -p logops-agent -p logops-ingest
+//! -p logops-e2e`). Figures are printed; nothing is asserted.
+//!
+//! 1. Throughput: N lines of B bytes are written to one file **before** the agent starts
+//!    (`start_at = "beginning"`); from the agent's start until the ingest has stored all of
+//!    them (its `logops_ingest_events_total{outcome="accepted"}`): lines/s and MiB/s end to
+//!    end, the agent's CPU seconds per million lines (`utime + stime` from `/proc`) and peak
+//!    RSS (`VmHWM`), the ingest's CPU seconds, and the sled buffer directory's size (when
+//!    the agent is up, its peak, and after the drain). A query then checks the count.
+//! 2. Idle: a fresh agent with `[host] interval = "10s"` and one quiet file for S seconds:
+//!    its RSS at the end and its CPU use as a share of one core over the S seconds.
+//!
+//! ```text
+//! agent-bench [--lines 1000000] [--line-bytes 100] [--idle-secs 60] [--skip-idle]
+//!             [--agent PATH] [--ingest PATH]
+//! ```
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use logops_e2e::agent::{
+    for_each_log, release_agent_binary, AgentHarness, AgentOptions, FilesGroup, ProcStats,
+    ShipTarget,
+};
+use logops_e2e::process::{dir_size, release_ingest_binary};
+use logops_e2e::{metric_sum, parse_prometheus, IngestHarness, IngestOptions, TenantSpec};
+
+const USAGE: &str = "usage: agent-bench [--lines N] [--line-bytes N] [--idle-secs N] [--skip-idle] [--agent PATH] [--ingest PATH]";
+
+struct Args {
+    lines: u64,
+    line_bytes: usize,
+    idle: Duration,
+    skip_idle: bool,
+    agent: Option<PathBuf>,
+    ingest: Option<PathBuf>,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut a = Args {
+        lines: 1_000_000,
+        line_bytes: 100,
+        idle: Duration::from_secs(60),
+        skip_idle: false,
+        agent: None,
+        ingest: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        match flag.as_str() {
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            "--skip-idle" => {
+                a.skip_idle = true;
+                continue;
+            }
+            _ => {}
+        }
+        let value = it
+            .next()
+            .with_context(|| format!("{flag} needs a value\n{USAGE}"))?;
+        let num = |v: &str| -> anyhow::Result<u64> {
+            v.replace('_', "")
+                .parse()
+                .with_context(|| format!("{flag} {v}: not a number"))
+        };
+        match flag.as_str() {
+            "--lines" => a.lines = num(&value)?.max(1),
+            "--line-bytes" => a.line_bytes = (num(&value)? as usize).max(20),
+            "--idle-secs" => a.idle = Duration::from_secs(num(&value)?.max(1)),
+            "--agent" => a.agent = Some(value.into()),
+            "--ingest" => a.ingest = Some(value.into()),
+            _ => bail!("unknown flag {flag}\n{USAGE}"),
+        }
+    }
+    Ok(a)
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// Events the ingest has stored for `tenant`, from its `/metrics`.
+fn stored(ingest: &IngestHarness, tenant: &str) -> Option<u64> {
+    let r = ingest.client().try_get(None, "/metrics", &[]).ok()?;
+    let samples = parse_prometheus(&r.body).ok()?;
+    metric_sum(
+        &samples,
+        "logops_ingest_events_total",
+        &[("tenant", tenant), ("outcome", "accepted")],
+    )
+    .map(|v| v as u64)
+}
+
+fn write_file(path: &std::path::Path, lines: u64, line_bytes: usize) -> anyhow::Result<u64> {
+    let mut w = std::io::BufWriter::with_capacity(
+        1 << 20,
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+    );
+    let pad: String = "abcdefghijklmnopqrstuvwxyz0123456789"
+        .chars()
+        .cycle()
+        .take(line_bytes)
+        .collect();
+    let mut bytes = 0u64;
+    for i in 0..lines {
+        let head = format!("bench {i:010} ");
+        let rest = line_bytes.saturating_sub(head.len() + 1);
+        w.write_all(head.as_bytes())?;
+        w.write_all(&pad.as_bytes()[..rest])?;
+        w.write_all(b"\n")?;
+        bytes += (head.len() + rest + 1) as u64;
+    }
+    w.flush()?;
+    w.get_ref().sync_all()?;
+    Ok(bytes)
+}
+
+fn throughput(args: &Args, agent_bin: PathBuf, ingest_bin: PathBuf) -> anyhow::Result<()> {
+    let ingest = IngestHarness::try_start(
+        IngestOptions::new()
+            .tenant(
+                TenantSpec::new("bench")
+                    .events_per_second(100_000_000)
+                    .bytes_per_second("100GiB"),
+            )
+            .binary(ingest_bin),
+    )?;
+    let dir = tempfile::Builder::new()
+        .prefix("logops-agent-bench-")
+        .tempdir()?;
+    let file = dir.path().join("bench.log");
+    let t = Instant::now();
+    let bytes = write_file(&file, args.lines, args.line_bytes)?;
+    println!(
+        "wrote {} lines, {:.1} MiB to {} in {:.1}s",
+        args.lines,
+        mib(bytes),
+        file.display(),
+        t.elapsed().as_secs_f64()
+    );
+
+    // The agent's defaults (batch size, age, compression), tailing that one file.
+    let mut opts = AgentOptions::new("bench-agent")
+        .files(FilesGroup::new(&[&file]).set("rescan_interval", "10s"))
+        .binary(agent_bin);
+    opts.ship.clear();
+    let ingest_cpu0 = ingest.cpu_seconds().unwrap_or(0.0);
+    let started = Instant::now();
+    let agent = AgentHarness::try_start(ShipTarget::of(&ingest, "bench"), opts)?;
+    let up = started.elapsed();
+    let pid = agent.pid().context("the agent runs")?;
+    let buffer_at_start = dir_size(&agent.buffer_dir());
+    let mut buffer_peak = buffer_at_start;
+    let mut last = ProcStats::of(pid).context("reading /proc of the agent")?;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut next_print = Instant::now() + Duration::from_millis(500);
+    let mut at_99: Option<Duration> = None;
+    let elapsed = loop {
+        let n = stored(&ingest, "bench").unwrap_or(0);
+        if at_99.is_none() && n * 100 >= args.lines * 99 {
+            at_99 = Some(started.elapsed());
+        }
+        if let Some(s) = ProcStats::of(pid) {
+            last = s;
+        }
+        buffer_peak = buffer_peak.max(dir_size(&agent.buffer_dir()));
+        if n >= args.lines {
+            break started.elapsed();
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "gave up after 600 s: the ingest stored {n} of {} lines",
+                args.lines
+            );
+        }
+        if Instant::now() >= next_print {
+            eprintln!(
+                "  {:5.1}s: {n} stored, agent cpu {:.2}s rss {:.1} MiB",
+                started.elapsed().as_secs_f64(),
+                last.cpu,
+                mib(last.rss)
+            );
+            next_print += Duration::from_millis(500);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let ingest_cpu = ingest.cpu_seconds().unwrap_or(0.0) - ingest_cpu0;
+    // Everything is acknowledged: let the shipper delete the last batch, then measure the
+    // buffer once more.
+    std::thread::sleep(Duration::from_secs(2));
+    if let Some(s) = ProcStats::of(pid) {
+        last = s;
+    }
+    let buffer_after = dir_size(&agent.buffer_dir());
+    let key = ingest.tenant("bench").key.clone();
+    let rows = for_each_log(ingest.client(), &key, &[], 1_000_000, |_| {})?;
+
+    let secs = elapsed.as_secs_f64();
+    let millions = args.lines as f64 / 1e6;
+    println!(
+        "\n== throughput: {} lines of {} bytes, one file written before the agent started",
+        args.lines, args.line_bytes
+    );
+    println!(
+        "agent up (logged \"running\") after   {:.3}s",
+        up.as_secs_f64()
+    );
+    println!("all stored after                     {secs:.2}s");
+    if let Some(t) = at_99 {
+        // The last partial batch waits for ship.batch_max_age (1 s by default).
+        println!(
+            "99 % stored after                    {:.2}s = {:.0} lines/s before the last partial batch",
+            t.as_secs_f64(),
+            args.lines as f64 * 0.99 / t.as_secs_f64()
+        );
+    }
+    println!(
+        "end to end                           {:.0} lines/s, {:.1} MiB/s   (target ≥ 1,000,000 lines/s)",
+        args.lines as f64 / secs,
+        mib(bytes) / secs
+    );
+    println!(
+        "agent CPU                            {:.2}s = {:.2} CPU-s per million lines   (target ≤ 1.0)",
+        last.cpu,
+        last.cpu / millions
+    );
+    println!(
+        "agent peak RSS (VmHWM)               {:.1} MiB   (target ≤ 32 MiB); RSS now {:.1} MiB",
+        mib(last.hwm),
+        mib(last.rss)
+    );
+    println!(
+        "ingest CPU                           {ingest_cpu:.2}s = {:.2} CPU-s per million lines",
+        ingest_cpu / millions
+    );
+    println!(
+        "sled buffer dir                      {:.1} MiB when up, {:.1} MiB at its peak, {:.1} MiB after the drain",
+        mib(buffer_at_start),
+        mib(buffer_peak),
+        mib(buffer_after)
+    );
+    println!(
+        "ingest store on disk                 {:.1} MiB",
+        mib(ingest.store_disk_bytes())
+    );
+    println!("stored rows (query)                  {rows}");
+    if rows != args.lines {
+        bail!(
+            "the ingest holds {rows} rows for {} lines written",
+            args.lines
+        );
+    }
+    Ok(())
+}
+
+fn idle(args: &Args, agent_bin: PathBuf, ingest_bin: PathBuf) -> anyhow::Result<()> {
+    let ingest = IngestHarness::try_start(
+        IngestOptions::new()
+            .tenant(TenantSpec::new("bench"))
+            .binary(ingest_bin),
+    )?;
+    let dir = tempfile::Builder::new()
+        .prefix("logops-agent-bench-")
+        .tempdir()?;
+    let file = dir.path().join("quiet.log");
+    std::fs::write(&file, "one line\n")?;
+    let mut opts = AgentOptions::new("idle-agent")
+        .files(FilesGroup::new(&[&file]).set("rescan_interval", "10s"))
+        .host("10s")
+        .binary(agent_bin);
+    opts.ship.clear();
+    let agent = AgentHarness::try_start(ShipTarget::of(&ingest, "bench"), opts)?;
+    let pid = agent.pid().context("the agent runs")?;
+    // Past the start and the first host sample.
+    std::thread::sleep(Duration::from_secs(5));
+    let a = ProcStats::of(pid).context("reading /proc of the agent")?;
+    let t = Instant::now();
+    std::thread::sleep(args.idle);
+    let b = ProcStats::of(pid).context("reading /proc of the agent")?;
+    let wall = t.elapsed().as_secs_f64();
+    println!("\n== idle: [host] interval 10s, one quiet file, {wall:.0}s");
+    println!(
+        "agent RSS at the end                 {:.1} MiB   (target ≤ 8 MiB); peak {:.1} MiB",
+        mib(b.rss),
+        mib(b.hwm)
+    );
+    println!(
+        "agent CPU                            {:.2}s over {wall:.0}s = {:.3} % of a core   (target ≤ 0.1 %)",
+        b.cpu - a.cpu,
+        (b.cpu - a.cpu) / wall * 100.0
+    );
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let agent_bin = match &args.agent {
+        Some(p) => p.clone(),
+        None => release_agent_binary()?,
+    };
+    let ingest_bin = match &args.ingest {
+        Some(p) => p.clone(),
+        None => release_ingest_binary()?,
+    };
+    println!(
+        "agent-bench: {} and {}",
+        agent_bin.display(),
+        ingest_bin.display()
+    );
+    throughput(&args, agent_bin.clone(), ingest_bin.clone())?;
+    if !args.skip_idle {
+        idle(&args, agent_bin, ingest_bin)?;
+    }
+    Ok(())
+}
