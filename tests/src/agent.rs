@@ -636,24 +636,22 @@ impl AgentHarness {
     /// Waits (up to `timeout`) for the process to exit and reaps it; on timeout kills it
     /// with SIGKILL and panics.
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let child = self
-                .child
-                .as_mut()
-                .expect("wait_exit: logops-agent is not running");
-            if let Some(status) = child.try_wait().expect("waiting for logops-agent") {
+        let child = self
+            .child
+            .as_mut()
+            .expect("wait_exit: logops-agent is not running");
+        match crate::process::wait_for_exit(child, timeout).expect("waiting for logops-agent") {
+            Some(status) => {
                 self.child = None;
-                return status;
+                status
             }
-            if Instant::now() > deadline {
+            None => {
                 self.kill9();
                 panic!(
                     "logops-agent did not exit within {timeout:?} (killed it); log:\n{}",
                     self.log_since_start()
                 );
             }
-            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

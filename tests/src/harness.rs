@@ -583,24 +583,22 @@ impl IngestHarness {
     /// Waits (up to `timeout`) for the process to exit and reaps it; on timeout kills it
     /// with SIGKILL and panics.
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
         let child = self
             .child
             .as_mut()
             .expect("wait_exit: logops-ingest is not running");
-        loop {
-            if let Some(status) = child.try_wait().expect("waiting for logops-ingest") {
+        match crate::process::wait_for_exit(child, timeout).expect("waiting for logops-ingest") {
+            Some(status) => {
                 self.child = None;
-                return status;
+                status
             }
-            if Instant::now() > deadline {
+            None => {
                 self.kill9();
                 panic!(
                     "logops-ingest did not exit within {timeout:?} (killed it); log:\n{}",
                     self.log_since_start()
                 );
             }
-            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
