@@ -269,7 +269,6 @@ fn check_config_reports_every_error_with_file_line_column_and_key() {
 /// A key missing in the second `[[files]]` group is named `files.paths`, not
 /// `files[1].paths` (every other error in a group carries its index).
 #[test]
-#[ignore = "BUG agent/src/config/report.rs missing_key_path(): a key missing in a [[files]] group is named `files.paths`, without the group's index"]
 fn check_config_names_a_missing_key_of_a_files_group_with_its_index() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("no-paths.toml");
@@ -300,7 +299,6 @@ exclude = ["*.gz"]
 /// file: only the type error is reported; the path error shows up once it is fixed
 /// (report.rs runs the semantic checks only when deserialization had no error).
 #[test]
-#[ignore = "BUG agent/src/config/report.rs parse_all(): semantic errors (relative path, inline key, ...) are not reported when the file also has a type error"]
 fn check_config_reports_type_and_semantic_errors_together() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mixed.toml");

@@ -2,8 +2,11 @@
 //!
 //! serde stops at the first error. To report all of them, the file is parsed once into a
 //! spanned TOML table; deserialization is then repeated, each time removing the key the
-//! previous error was about, until it succeeds or nothing more can be removed. Each error is
-//! located (line, column) from its span and named by its key path (`files[1].start_at`).
+//! previous error was about, until it succeeds or nothing more can be removed. The semantic
+//! checks (absolute paths, no inline keys, ...) then run on what is left, so type and
+//! semantic errors are reported together. Each error is located (line, column) from its span
+//! and named by its key path (`files[1].start_at`). A missing required key ends the search
+//! (there is nothing to take out), so the semantic checks wait until it is added.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -123,11 +126,10 @@ fn locate_value(v: &DeValue<'_>, at: &std::ops::Range<usize>, path: &str) -> Opt
         DeValue::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
             let p = format!("{path}[{i}]");
             let s = item.span();
+            // Nothing deeper: the element itself (a `[[files]]` table lacking a key is
+            // named `files[1]`, so its missing key becomes `files[1].paths`).
             locate_value(item.get_ref(), at, &p).or_else(|| {
-                (s.start <= at.start
-                    && at.end <= s.end
-                    && !matches!(item.get_ref(), DeValue::Table(_)))
-                .then_some(Found { path: p, span: s })
+                (s.start <= at.start && at.end <= s.end).then_some(Found { path: p, span: s })
             })
         }),
         _ => None,
@@ -238,19 +240,23 @@ pub(super) fn parse_all(text: &str, path: &Path) -> Result<Config, ConfigErrors>
     };
     let mut errors: Vec<ConfigError> = Vec::new();
     let mut reported: Vec<String> = Vec::new();
+    // Key paths taken out of the document because of an error.
+    let mut removed: Vec<String> = Vec::new();
     for _ in 0..200 {
         match Config::deserialize(toml::de::Deserializer::from(doc.clone())) {
             Ok(config) => {
-                if !errors.is_empty() {
-                    break;
-                }
-                let problems = super::check(&config);
-                if problems.is_empty() {
-                    return Ok(config);
-                }
-                for (key, message) in problems {
+                // The semantic checks run on what is left once the values with type errors
+                // are taken out (their defaults stand in), so both kinds are reported in one
+                // run; a check that may be about a value taken out is left for the next.
+                for (key, message) in super::check(&config) {
+                    if removed.iter().any(|r| may_concern(r, &key, &message)) {
+                        continue;
+                    }
                     let span = find_path(doc.get_ref(), &key);
                     errors.push(error_at(span, Some(key), message));
+                }
+                if errors.is_empty() {
+                    return Ok(config);
                 }
                 break;
             }
@@ -285,9 +291,11 @@ pub(super) fn parse_all(text: &str, path: &Path) -> Result<Config, ConfigErrors>
                             .path
                             .strip_suffix(']')
                             .and_then(|p| p.rfind('[').map(|i| &f.path[..i]));
-                        if !remove(doc.get_mut(), &f.path)
-                            && !whole_array.is_some_and(|p| remove(doc.get_mut(), p))
-                        {
+                        if remove(doc.get_mut(), &f.path) {
+                            removed.push(f.path.clone());
+                        } else if let Some(p) = whole_array.filter(|p| remove(doc.get_mut(), p)) {
+                            removed.push(p.to_owned());
+                        } else {
                             break;
                         }
                     }
@@ -301,6 +309,28 @@ pub(super) fn parse_all(text: &str, path: &Path) -> Result<Config, ConfigErrors>
     }
     errors.sort_by_key(|e| (e.line.unwrap_or(usize::MAX), e.column.unwrap_or(0)));
     Err(ConfigErrors(errors))
+}
+
+/// Whether a semantic problem (`key`: `message`) may stem from the value at `removed`
+/// having been taken out (replaced by its default): the problem is about that value or
+/// something inside it, or names it (`files[0].paths` names `paths`; a table-level problem
+/// such as `ship: client_cert and client_key go together` names the keys it is about).
+fn may_concern(removed: &str, key: &str, message: &str) -> bool {
+    let under = |inner: &str, outer: &str| {
+        inner == outer
+            || inner
+                .strip_prefix(outer)
+                .is_some_and(|rest| rest.starts_with(['.', '[']))
+    };
+    if under(key, removed) {
+        return true;
+    }
+    let leaf = removed
+        .rsplit('.')
+        .next()
+        .and_then(|l| l.split('[').next())
+        .unwrap_or(removed);
+    !leaf.is_empty() && message.contains(leaf)
 }
 
 /// For "missing field `url`" errors: the key path of the missing key.

@@ -129,3 +129,47 @@ fn unknown_keys_far_from_any_get_the_list() {
         "{all}"
     );
 }
+
+#[test]
+fn a_key_missing_in_a_files_group_is_named_with_its_index() {
+    let text = "[ship]\nurl = \"http://h/v1/batch\"\napi_key_env = \"K\"\n\n[[files]]\npaths = [\"/a\"]\n\n[[files]]\nexclude = [\"*.gz\"]\n";
+    let errs = parse(text).unwrap_err();
+    assert_eq!(errs.0.len(), 1, "{errs}");
+    let e = &errs.0[0];
+    assert_eq!(
+        (e.line, e.column, e.key.as_deref()),
+        (Some(8), Some(1), Some("files[1].paths")),
+        "{errs}"
+    );
+}
+
+#[test]
+fn type_and_semantic_errors_are_reported_together() {
+    let text = r#"[ship]
+url = "http://h/v1/batch"
+api_key_env = "K"
+compression = "lz4"
+batch_max_bytes = "lots"
+
+[buffer]
+max_size = "1MiB"
+
+[[files]]
+paths = ["relative/*.log"]
+"#;
+    let errs = parse(text).unwrap_err();
+    let all = errs.to_string();
+    assert!(
+        all.contains(":4:15: ship.compression: unknown variant `lz4`"),
+        "{all}"
+    );
+    assert!(all.contains(":5:19: ship.batch_max_bytes:"), "{all}");
+    assert!(
+        all.contains(":11:10: files[0].paths[0]: `relative/*.log` must be an absolute path"),
+        "{all}"
+    );
+    // batch_max_bytes was taken out (its default, 2MiB, stood in): comparing the buffer's
+    // size with it would be about a value the file does not have.
+    assert!(!all.contains("is smaller than"), "{all}");
+    assert_eq!(errs.0.len(), 3, "{all}");
+}
