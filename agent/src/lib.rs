@@ -12,3 +12,4 @@ pub mod metrics;
 pub mod pipeline;
 pub mod shipper;
 pub mod sources;
+pub mod tls;

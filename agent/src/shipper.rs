@@ -44,7 +44,7 @@ enum Outcome {
 /// Everything a send needs; shared by the send tasks.
 struct Sender {
     client: reqwest::Client,
-    url: String,
+    url: reqwest::Url,
     api_key: String,
     agent_id: Arc<str>,
     hmac: Option<Vec<u8>>,
@@ -53,6 +53,10 @@ struct Sender {
     metrics: Arc<AgentMetrics>,
     backoff: ExponentialBuilder,
     zstd_level: i32,
+    /// The TLS configuration of an https URL (also for [`crate::tls::probe`]).
+    tls: Option<Arc<rustls::ClientConfig>>,
+    has_client_cert: bool,
+    connect_timeout: Duration,
 }
 
 /// The shipper.
@@ -98,27 +102,14 @@ impl Shipper {
             .connect_timeout(cfg.timeout.get().min(Duration::from_secs(10)))
             .pool_max_idle_per_host(cfg.max_in_flight)
             .user_agent(concat!("logops-agent/", env!("CARGO_PKG_VERSION")));
-        if let Some(ca) = &cfg.ca_file {
-            let pem = std::fs::read(ca)
-                .with_context(|| format!("reading ship.ca_file {}", ca.display()))?;
-            for cert in reqwest::Certificate::from_pem_bundle(&pem)
-                .with_context(|| format!("ship.ca_file {}: not PEM certificates", ca.display()))?
-            {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        if let (Some(cert), Some(key)) = (&cfg.client_cert, &cfg.client_key) {
-            let mut pem = std::fs::read(cert)
-                .with_context(|| format!("reading ship.client_cert {}", cert.display()))?;
-            pem.extend(
-                std::fs::read(key)
-                    .with_context(|| format!("reading ship.client_key {}", key.display()))?,
-            );
-            builder = builder.identity(
-                reqwest::Identity::from_pem(&pem)
-                    .context("ship.client_cert/client_key: not a PEM certificate and key")?,
-            );
-        }
+        let url = reqwest::Url::parse(&cfg.url).context("ship.url")?;
+        let tls = if url.scheme() == "https" {
+            let tls = crate::tls::client_config(cfg)?;
+            builder = builder.tls_backend_preconfigured((*tls).clone());
+            Some(tls)
+        } else {
+            None
+        };
         let client = builder.build().context("building the HTTP client")?;
         let backoff = ExponentialBuilder::default()
             .with_min_delay(cfg.backoff_min.get())
@@ -129,7 +120,6 @@ impl Shipper {
         Ok(Shipper {
             sender: Arc::new(Sender {
                 client,
-                url: cfg.url.clone(),
                 api_key,
                 agent_id: emitter.agent_id().clone(),
                 hmac,
@@ -138,6 +128,10 @@ impl Shipper {
                 emitter,
                 backoff,
                 zstd_level: cfg.zstd_level,
+                tls,
+                url,
+                has_client_cert: cfg.client_cert.is_some(),
+                connect_timeout: cfg.timeout.get().min(Duration::from_secs(10)),
             }),
             cfg: cfg.clone(),
         })
@@ -336,7 +330,7 @@ impl Sender {
     async fn send(&self, batch: &BatchRecord) -> Outcome {
         let mut req = self
             .client
-            .post(&self.url)
+            .post(self.url.clone())
             .bearer_auth(&self.api_key)
             .header(AGENT_HEADER, &*self.agent_id)
             .header(BATCH_HEADER, format!("{}:{}", self.agent_id, batch.seq))
@@ -359,9 +353,18 @@ impl Sender {
                 } else {
                     "network"
                 };
+                let tls = self.tls_refusal(&e, kind).await;
+                let reason = match tls {
+                    Some(t) => format!(
+                        "{kind}: {} ({})",
+                        crate::tls::describe(&t, self.has_client_cert),
+                        error_chain(&e)
+                    ),
+                    None => format!("{kind}: {}", error_chain(&e)),
+                };
                 return Outcome::Retry {
                     after: None,
-                    reason: format!("{kind}: {}", error_chain(&e)),
+                    reason,
                 };
             }
         };
@@ -394,6 +397,23 @@ impl Sender {
             },
             _ => Outcome::Rejected { status, reason },
         }
+    }
+}
+
+impl Sender {
+    /// The TLS error behind a failed send: from the error's chain, or, when a connection
+    /// ended without one (TLS 1.3 refuses a client certificate after the handshake, and
+    /// the HTTP client loses that alert), from one probing connection.
+    async fn tls_refusal(&self, e: &reqwest::Error, kind: &str) -> Option<rustls::Error> {
+        if let Some(t) = crate::tls::refusal_in_chain(e) {
+            return Some(t);
+        }
+        let config = self.tls.clone()?;
+        if kind != "network" {
+            // Timeouts and refused connections are what they say.
+            return None;
+        }
+        crate::tls::probe(config, &self.url, self.connect_timeout).await
     }
 }
 

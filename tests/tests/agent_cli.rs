@@ -474,7 +474,6 @@ impl Appender {
 
 /// What an operator sees when the ingest refuses the agent's missing client certificate.
 #[test]
-#[ignore = "BUG agent/src/shipper.rs send(): when the ingest refuses the client certificate the retry log names no TLS failure, only `connection closed` / `broken pipe` (TLS 1.3: the alert comes after the handshake)"]
 fn a_refused_client_certificate_is_named_in_the_agent_log() {
     let pki = TestPki::generate().unwrap();
     let ingest = IngestHarness::start(
@@ -504,6 +503,12 @@ fn a_refused_client_certificate_is_named_in_the_agent_log() {
             .any(|w| reason.contains(w)),
         "the retry reason does not name the TLS failure: {reason}"
     );
+    // ... and points at the configuration keys that fix it.
+    assert!(
+        reason.contains("client certificate") && reason.contains("ship.client_cert"),
+        "the retry reason does not point at ship.client_cert: {reason}"
+    );
+    eprintln!("the retry reason: {reason}");
 }
 
 #[test]
