@@ -5,7 +5,8 @@
 //!   the identical bytes under the same id, so the ingest's dedupe makes retries safe.
 //! - Only a 200 deletes a batch. 429/503 wait for `Retry-After`; network errors, timeouts,
 //!   5xx, 408 and 401/403 (a key the operator can fix) retry with exponential backoff and
-//!   jitter (backon), capped at `backoff_max`. 413 splits the batch in two. Any other 4xx
+//!   jitter (backon), capped at `backoff_max`. 413 splits the batch in two halves that take
+//!   its place in the send queue, so the order of the lines is kept. Any other 4xx
 //!   moves it to the dead letters with the ingest's answer as the reason.
 
 use std::collections::HashSet;
@@ -19,7 +20,7 @@ use logops_common::batch::{Encoding, AGENT_HEADER, BATCH_HEADER, NDJSON};
 use logops_common::sign;
 use tokio::task::JoinSet;
 
-use crate::buffer::{BatchRecord, Buffer};
+use crate::buffer::{BatchPos, BatchRecord, Buffer};
 use crate::codec;
 use crate::config::ShipConfig;
 use crate::metrics::{AgentMetrics, ReasonLabels};
@@ -173,17 +174,17 @@ impl Shipper {
         let (stop_sends, sends_stop) = Shutdown::new();
         // Batches being sent; any other stored batch (cut before the last stop, split, or
         // replayed from the dead letters while running) is picked up when a slot is free.
-        let mut in_flight: HashSet<u64> = HashSet::new();
-        let mut tasks: JoinSet<u64> = JoinSet::new();
+        let mut in_flight: HashSet<BatchPos> = HashSet::new();
+        let mut tasks: JoinSet<BatchPos> = JoinSet::new();
         let mut draining_since: Option<Instant> = None;
         let mut shutdown = shutdown;
         let mut announced = false;
         loop {
             let draining = draining_since.is_some();
-            // Fill the in-flight slots: stored batches first (oldest first), then new cuts.
+            // Fill the in-flight slots: stored batches first (in queue order), then new cuts.
             while tasks.len() < self.cfg.max_in_flight {
-                let stored = match self.sender.buffer.pending_seqs() {
-                    Ok(seqs) => seqs.into_iter().find(|s| !in_flight.contains(s)),
+                let stored = match self.sender.buffer.pending_positions() {
+                    Ok(queue) => queue.into_iter().find(|p| !in_flight.contains(p)),
                     Err(e) => {
                         tracing::error!("reading unsent batches: {e}");
                         None
@@ -194,8 +195,8 @@ impl Shipper {
                     announced = true;
                 }
                 let batch = match stored {
-                    Some(seq) => self.sender.buffer.batch(seq).unwrap_or_else(|e| {
-                        tracing::error!("reading batch {seq}: {e}");
+                    Some(pos) => self.sender.buffer.batch(&pos).unwrap_or_else(|e| {
+                        tracing::error!("reading the batch at {pos}: {e}");
                         None
                     }),
                     None => {
@@ -212,13 +213,13 @@ impl Shipper {
                     }
                 };
                 let Some(batch) = batch else { break };
-                in_flight.insert(batch.seq);
+                in_flight.insert(batch.pos.clone());
                 let sender = self.sender.clone();
                 let stop = sends_stop.clone();
                 tasks.spawn(async move {
-                    let seq = batch.seq;
+                    let pos = batch.pos.clone();
                     sender.deliver(batch, stop).await;
-                    seq
+                    pos
                 });
             }
             if let Some(since) = draining_since {
@@ -236,8 +237,8 @@ impl Shipper {
             }
             tokio::select! {
                 Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                    if let Ok(seq) = done {
-                        in_flight.remove(&seq);
+                    if let Ok(pos) = done {
+                        in_flight.remove(&pos);
                     }
                 }
                 _ = self.sender.emitter.data_arrived() => {}
@@ -272,7 +273,7 @@ impl Sender {
             let id = format!("{}:{}", self.agent_id, batch.seq);
             match outcome {
                 Outcome::Acked => {
-                    if let Err(e) = self.buffer.ack(batch.seq) {
+                    if let Err(e) = self.buffer.ack(&batch.pos) {
                         tracing::error!(batch = %id, "removing an acknowledged batch: {e}");
                     }
                     self.metrics.batches_sent.inc();
@@ -280,7 +281,7 @@ impl Sender {
                     tracing::debug!(batch = %id, events = batch.events, "batch acknowledged");
                     return;
                 }
-                Outcome::TooLarge(reason) => match self.buffer.split(batch.seq, self.zstd_level) {
+                Outcome::TooLarge(reason) => match self.buffer.split(&batch.pos, self.zstd_level) {
                     Ok(Some((a, b))) => {
                         tracing::warn!(batch = %id, "the ingest found the batch too large; split into {} and {}", a.seq, b.seq);
                         return;
@@ -321,7 +322,7 @@ impl Sender {
                 reason: format!("status_{status}"),
             })
             .inc();
-        if let Err(e) = self.buffer.dead_letter(batch.seq, status, reason) {
+        if let Err(e) = self.buffer.dead_letter(&batch.pos, status, reason) {
             tracing::error!("moving batch {} to the dead letters: {e}", batch.seq);
         }
         self.emitter.space_freed();

@@ -818,11 +818,10 @@ fn too_large_line_scenario() -> (
 }
 
 /// README: "`ship.max_in_flight = 1` (default) keeps the ingest's copy in the agent's
-/// order". A 413 split gives both halves new sequence numbers after every pending batch,
-/// so when the first half is split again, the second half of the earlier split is sent
-/// before it: stored `0..9, 14..19, 11..13, 10`.
+/// order", also when 413 splits a batch again and again (the halves take its place in the
+/// send queue; before, they were queued after every pending batch and stored
+/// `0..9, 14..19, 11..13, 10`).
 #[test]
-#[ignore = "BUG agent/src/buffer/mod.rs split(): halves of a 413 split are numbered after the other pending batches, so repeated splits reorder the lines"]
 fn a_413_split_keeps_the_order_of_the_lines() {
     let (ingest, _dir, agent, short, _big) = too_large_line_scenario();
     let key = ingest.tenant("acme").key.clone();
@@ -847,12 +846,11 @@ fn a_line_too_large_for_the_ingest_is_dead_lettered_listed_and_replayed() {
             (n >= Some(1.0)).then_some(())
         },
     );
-    // The short lines around it were split off and delivered, once. (Not in file order:
-    // see `a_413_split_keeps_the_order_of_the_lines`.)
+    // The short lines around it were split off and delivered, once.
     let logs = wait_logs(ingest.client(), &key, "the 20 short lines", ARRIVE, |l| {
         bodies_of(l, "dead").len() >= 20
     });
-    assert_exactly_once_any_order(&logs, "dead", &short);
+    assert_exactly(&logs, "dead", &short);
     assert!(agent.log().contains("split into"), "{}", agent.log_tail(30));
     assert!(
         agent.log().contains("moved to the dead letters"),

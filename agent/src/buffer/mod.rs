@@ -11,8 +11,19 @@
 //! - Only [`Buffer::ack`] (a 200) deletes a batch; [`Buffer::dead_letter`] moves one the
 //!   ingest refused for good aside with the reason.
 //!
-//! Values: one per chunk (`chunks`, key = u64 BE), one per batch (`batches`, key = batch
-//! sequence BE), one per dead letter (`dead`), checkpoints by source key, and `meta`.
+//! Values: one per chunk (`chunks`, key = u64 BE), one per cut batch (`batch_queue`, key =
+//! its [`BatchPos`]: the send order), one per dead letter (`dead`, key = batch sequence BE),
+//! checkpoints by source key, and `meta`.
+//!
+//! Batch ids: every batch gets a sequence number never used before, from one counter that
+//! only grows (`meta/next_batch_seq`, starting at the buffer's creation time in ns). The
+//! ingest remembers stored ids as ranges of consecutive numbers per agent and answers a
+//! known id as a duplicate, so an id must never carry other content, and consecutive ids
+//! are what it keeps cheaply. The send order is kept apart from the ids: a batch split after
+//! a 413 is replaced by two halves with the next two ids, queued where the batch was (see
+//! [`BatchPos`]), so the lines reach the ingest in the order they were read (with
+//! `max_in_flight = 1`) even though a half's id is higher than those of batches cut before
+//! it. The refused id stays unused: one gap in the ingest's ranges per split.
 
 mod records;
 
@@ -27,7 +38,7 @@ use sled::Transactional;
 
 use crate::chunk::Chunk;
 use crate::codec;
-pub use records::{BatchRecord, ChunkRecord, DeadLetter};
+pub use records::{BatchPos, BatchRecord, ChunkRecord, DeadLetter};
 
 /// Why the buffer failed.
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +136,7 @@ struct Inner {
     path: PathBuf,
     db: sled::Db,
     chunks: sled::Tree,
+    /// Cut batches by [`BatchPos`].
     batches: sled::Tree,
     checkpoints: sled::Tree,
     dead: sled::Tree,
@@ -137,6 +149,11 @@ struct Inner {
 }
 
 const NEXT_SEQ: &[u8] = b"next_batch_seq";
+/// The send queue's tree.
+const QUEUE_TREE: &str = "batch_queue";
+/// Where buffers written before the send queue existed keep their batches (key = seq BE,
+/// value without the seq); moved to the queue when opened.
+const LEGACY_BATCHES_TREE: &str = "batches";
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -146,6 +163,14 @@ fn now_ms() -> u64 {
 
 fn key(n: u64) -> [u8; 8] {
     n.to_be_bytes()
+}
+
+/// A queue key for messages: its [`BatchPos`], or hex if it is not one.
+fn pos_label(k: &[u8]) -> String {
+    match BatchPos::from_key(k) {
+        Some(p) => p.to_string(),
+        None => k.iter().map(|b| format!("{b:02x}")).collect(),
+    }
 }
 
 fn key_u64(k: &[u8]) -> u64 {
@@ -178,7 +203,7 @@ impl Buffer {
         let tree = |name: &str| db.open_tree(name).map_err(sled_err);
         let inner = Inner {
             chunks: tree("chunks")?,
-            batches: tree("batches")?,
+            batches: tree(QUEUE_TREE)?,
             checkpoints: tree("checkpoints")?,
             dead: tree("dead")?,
             meta: tree("meta")?,
@@ -218,8 +243,51 @@ impl Buffer {
         }
     }
 
+    /// Moves the batches of a buffer written before the send queue existed into the queue,
+    /// each at the position of its own sequence number (their order is kept). One batch per
+    /// transaction: a crash midway leaves every batch in exactly one of the two trees, and
+    /// the next open moves the rest.
+    fn migrate_legacy_batches(&self) -> Result<(), BufferError> {
+        let i = &self.inner;
+        let names = i.db.tree_names();
+        if !names.iter().any(|n| n == LEGACY_BATCHES_TREE.as_bytes()) {
+            return Ok(());
+        }
+        let legacy =
+            i.db.open_tree(LEGACY_BATCHES_TREE)
+                .map_err(|e| self.sled(e))?;
+        let mut moved = 0u64;
+        for item in legacy.iter() {
+            let (k, v) = item.map_err(|e| self.sled(e))?;
+            let seq = key_u64(&k);
+            if BatchRecord::decode_keyed(BatchPos::of_seq(seq), seq, &v).is_none() {
+                return Err(self.corrupt(format!("batch {seq} (before the send queue)")));
+            }
+            let queued = BatchRecord::queued_from_keyed(seq, &v);
+            (&legacy, &i.batches)
+                .transaction(|(old, queue)| {
+                    old.remove(&k)?;
+                    queue.insert(BatchPos::of_seq(seq).as_bytes(), queued.as_slice())?;
+                    Ok::<_, ConflictableTransactionError<BufferError>>(())
+                })
+                .map_err(|e| self.tx_err(e))?;
+            moved += 1;
+        }
+        i.db.flush().map_err(|e| self.sled(e))?;
+        i.db.drop_tree(LEGACY_BATCHES_TREE)
+            .map_err(|e| self.sled(e))?;
+        if moved > 0 {
+            tracing::info!(
+                batches = moved,
+                "buffer: moved the cut batches into the send queue"
+            );
+        }
+        Ok(())
+    }
+
     /// Recomputes the counters and makes sure the batch sequence exists.
     fn init(&self) -> Result<(), BufferError> {
+        self.migrate_legacy_batches()?;
         let i = &self.inner;
         let (mut bytes, mut events, mut queued) = (0u64, 0u64, 0u64);
         let mut last_chunk = None;
@@ -410,13 +478,14 @@ impl Buffer {
                     chunks.remove(k)?;
                 }
                 let rec = BatchRecord {
+                    pos: BatchPos::of_seq(seq),
                     seq,
                     created_ms: oldest,
                     events: events as u32,
                     encoding,
                     body: body.clone(),
                 };
-                batches.insert(&key(seq), rec.encode())?;
+                batches.insert(rec.pos.as_bytes(), rec.encode())?;
                 Ok::<_, ConflictableTransactionError<BufferError>>(rec)
             })
             .map_err(|e| self.tx_err(e))?;
@@ -438,46 +507,57 @@ impl Buffer {
         Ok(Some(record))
     }
 
-    /// Every batch cut and not yet acknowledged, oldest first.
+    fn decode_batch(&self, k: &[u8], v: &[u8]) -> Result<BatchRecord, BufferError> {
+        BatchPos::from_key(k)
+            .and_then(|pos| BatchRecord::decode(pos, v))
+            .ok_or_else(|| self.corrupt(format!("batch at {}", pos_label(k))))
+    }
+
+    /// Every batch cut and not yet acknowledged, in send order.
     pub fn pending(&self) -> Result<Vec<BatchRecord>, BufferError> {
         self.inner
             .batches
             .iter()
             .map(|item| {
                 let (k, v) = item.map_err(|e| self.sled(e))?;
-                BatchRecord::decode(key_u64(&k), &v)
-                    .ok_or_else(|| self.corrupt(format!("batch {}", key_u64(&k))))
+                self.decode_batch(&k, &v)
             })
             .collect()
     }
 
-    /// Sequence numbers of the batches cut and not yet acknowledged, oldest first (keys
-    /// only: cheap).
-    pub fn pending_seqs(&self) -> Result<Vec<u64>, BufferError> {
+    /// The positions of the batches cut and not yet acknowledged, in send order (keys only:
+    /// cheap).
+    pub fn pending_positions(&self) -> Result<Vec<BatchPos>, BufferError> {
         self.inner
             .batches
             .iter()
             .keys()
-            .map(|k| k.map(|k| key_u64(&k)).map_err(|e| self.sled(e)))
+            .map(|k| {
+                let k = k.map_err(|e| self.sled(e))?;
+                BatchPos::from_key(&k).ok_or_else(|| self.corrupt("a batch key".into()))
+            })
             .collect()
     }
 
     /// One stored batch.
-    pub fn batch(&self, seq: u64) -> Result<Option<BatchRecord>, BufferError> {
-        match self.inner.batches.get(key(seq)).map_err(|e| self.sled(e))? {
+    pub fn batch(&self, pos: &BatchPos) -> Result<Option<BatchRecord>, BufferError> {
+        match self
+            .inner
+            .batches
+            .get(pos.as_bytes())
+            .map_err(|e| self.sled(e))?
+        {
             None => Ok(None),
-            Some(v) => BatchRecord::decode(seq, &v)
-                .map(Some)
-                .ok_or_else(|| self.corrupt(format!("batch {seq}"))),
+            Some(v) => self.decode_batch(pos.as_bytes(), &v).map(Some),
         }
     }
 
     /// Deletes an acknowledged batch.
-    pub fn ack(&self, seq: u64) -> Result<(), BufferError> {
+    pub fn ack(&self, pos: &BatchPos) -> Result<(), BufferError> {
         if let Some(v) = self
             .inner
             .batches
-            .remove(key(seq))
+            .remove(pos.as_bytes())
             .map_err(|e| self.sled(e))?
         {
             self.inner
@@ -487,19 +567,21 @@ impl Buffer {
         Ok(())
     }
 
-    /// Replaces a batch the ingest found too large (413) by two halves with new sequence
-    /// numbers. `None` if it holds a single event (it cannot be split).
+    /// Replaces a batch the ingest found too large (413) by its two halves, in one write:
+    /// they take its place in the send queue ([`BatchPos::half`]) and the next two sequence
+    /// numbers (ids never used before: the refused id is not reused, as the ingest could
+    /// hold it). `None` if it holds a single event (it cannot be split).
     pub fn split(
         &self,
-        seq: u64,
+        pos: &BatchPos,
         zstd_level: i32,
     ) -> Result<Option<(BatchRecord, BatchRecord)>, BufferError> {
         let i = &self.inner;
-        let Some(v) = i.batches.get(key(seq)).map_err(|e| self.sled(e))? else {
+        let Some(v) = i.batches.get(pos.as_bytes()).map_err(|e| self.sled(e))? else {
             return Ok(None);
         };
-        let rec =
-            BatchRecord::decode(seq, &v).ok_or_else(|| self.corrupt(format!("batch {seq}")))?;
+        let rec = self.decode_batch(pos.as_bytes(), &v)?;
+        let seq = rec.seq;
         let data = codec::decode(&rec.body, rec.encoding).map_err(|source| BufferError::Codec {
             path: i.path.clone(),
             seq,
@@ -524,8 +606,9 @@ impl Buffer {
             .transaction(|(batches, meta)| {
                 let next = meta.get(NEXT_SEQ)?.map_or(1, |v| key_u64(&v));
                 meta.insert(NEXT_SEQ, &key(next + 2))?;
-                batches.remove(&key(seq))?;
+                batches.remove(pos.as_bytes())?;
                 let first = BatchRecord {
+                    pos: pos.half(0),
                     seq: next,
                     created_ms: rec.created_ms,
                     events: mid as u32,
@@ -533,14 +616,15 @@ impl Buffer {
                     body: a.clone(),
                 };
                 let second = BatchRecord {
+                    pos: pos.half(1),
                     seq: next + 1,
                     created_ms: rec.created_ms,
                     events: (lines.len() - mid) as u32,
                     encoding: rec.encoding,
                     body: b.clone(),
                 };
-                batches.insert(&key(first.seq), first.encode())?;
-                batches.insert(&key(second.seq), second.encode())?;
+                batches.insert(first.pos.as_bytes(), first.encode())?;
+                batches.insert(second.pos.as_bytes(), second.encode())?;
                 Ok::<_, ConflictableTransactionError<BufferError>>((first, second))
             })
             .map_err(|e| self.tx_err(e))?;
@@ -552,15 +636,25 @@ impl Buffer {
         Ok(Some(halves))
     }
 
-    /// Moves a batch the ingest refused for good to the dead letters, with the reason.
-    pub fn dead_letter(&self, seq: u64, status: u16, reason: &str) -> Result<(), BufferError> {
+    /// Moves a batch the ingest refused for good to the dead letters (under its sequence
+    /// number), with the reason.
+    pub fn dead_letter(
+        &self,
+        pos: &BatchPos,
+        status: u16,
+        reason: &str,
+    ) -> Result<(), BufferError> {
         let i = &self.inner;
         let moved = (&i.batches, &i.dead)
             .transaction(|(batches, dead)| {
-                let Some(v) = batches.remove(&key(seq))? else {
+                let Some(v) = batches.remove(pos.as_bytes())? else {
                     return Ok(None);
                 };
-                let letter = DeadLetter::encode(now_ms(), status, reason, &v);
+                let Some((seq, _, _)) = BatchRecord::header(&v) else {
+                    return Ok(None);
+                };
+                let letter =
+                    DeadLetter::encode(now_ms(), status, reason, BatchRecord::keyed_part(&v));
                 dead.insert(&key(seq), letter)?;
                 Ok::<_, ConflictableTransactionError<BufferError>>(Some(v.len()))
             })
@@ -587,7 +681,8 @@ impl Buffer {
     }
 
     /// Moves dead letters (one, or all) back to the batches to be sent again, under their
-    /// own ids (the ingest never stored them). Returns how many moved.
+    /// own ids (the ingest never stored them), queued at the position of their id. Returns
+    /// how many moved.
     pub fn replay(&self, seq: Option<u64>) -> Result<usize, BufferError> {
         let letters = self.dead_letters()?;
         let mut moved = 0;
@@ -596,16 +691,16 @@ impl Buffer {
             .filter(|l| seq.is_none_or(|s| s == l.seq))
         {
             let i = &self.inner;
-            let batch = letter.batch.clone();
+            let batch = BatchRecord::queued_from_keyed(letter.seq, &letter.batch);
+            let pos = BatchPos::of_seq(letter.seq);
             (&i.batches, &i.dead)
                 .transaction(|(batches, dead)| {
                     dead.remove(&key(letter.seq))?;
-                    batches.insert(&key(letter.seq), batch.as_slice())?;
+                    batches.insert(pos.as_bytes(), batch.as_slice())?;
                     Ok::<_, ConflictableTransactionError<BufferError>>(())
                 })
                 .map_err(|e| self.tx_err(e))?;
-            i.bytes
-                .fetch_add(letter.batch.len() as u64, Ordering::Relaxed);
+            i.bytes.fetch_add(batch.len() as u64, Ordering::Relaxed);
             moved += 1;
         }
         self.inner.db.flush().map_err(|e| self.sled(e))?;
@@ -660,8 +755,8 @@ impl Buffer {
         // Headers only: counting must not copy every batch body.
         for item in i.batches.iter() {
             let (k, v) = item.map_err(|e| self.sled(e))?;
-            let (created, events) = BatchRecord::header(&v)
-                .ok_or_else(|| self.corrupt(format!("batch {}", key_u64(&k))))?;
+            let (_, created, events) = BatchRecord::header(&v)
+                .ok_or_else(|| self.corrupt(format!("batch at {}", pos_label(&k))))?;
             s.batches += 1;
             s.batch_events += u64::from(events);
             s.oldest_ms = Some(s.oldest_ms.map_or(created, |o: u64| o.min(created)));
@@ -706,9 +801,12 @@ impl Buffer {
             .map_or(0, |v| key_u64(&v));
         for item in i.batches.iter() {
             let (k, v) = item.map_err(|e| self.sled(e))?;
-            let seq = key_u64(&k);
-            match BatchRecord::decode(seq, &v) {
-                None => r.problems.push(format!("batch {seq}: does not decode")),
+            let decoded = BatchPos::from_key(&k).and_then(|pos| BatchRecord::decode(pos, &v));
+            let seq = decoded.as_ref().map_or(0, |b| b.seq);
+            match decoded {
+                None => r
+                    .problems
+                    .push(format!("batch at {}: does not decode", pos_label(&k))),
                 Some(b) => match codec::decode(&b.body, b.encoding) {
                     Err(e) => r
                         .problems

@@ -47,10 +47,66 @@ impl<'a> ChunkRecord<'a> {
     }
 }
 
-/// A cut batch: `created_ms u64 | events u32 | encoding u8 | body` (the body exactly as sent).
+/// Where a cut batch stands in the send queue (its sled key): the order batches are sent in,
+/// which is the order their events were read.
+///
+/// A batch cut from the chunks stands at its own sequence number (8 bytes, big-endian).
+/// When the ingest finds a batch too large (413), its two halves take its place: their
+/// positions are the parent's plus one byte, 0 for the first half and 1 for the second, so
+/// they sort after everything before the parent and before everything after it, however
+/// often they are split again. (Their sequence numbers are new: see `Buffer::split`.)
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BatchPos(Vec<u8>);
+
+impl BatchPos {
+    /// The position of a batch cut (or replayed) under `seq`.
+    pub fn of_seq(seq: u64) -> BatchPos {
+        BatchPos(seq.to_be_bytes().to_vec())
+    }
+
+    /// The position of half `which` (0 or 1) of the batch at `self`.
+    pub fn half(&self, which: u8) -> BatchPos {
+        let mut v = Vec::with_capacity(self.0.len() + 1);
+        v.extend_from_slice(&self.0);
+        v.push(which);
+        BatchPos(v)
+    }
+
+    /// A stored key (at least the 8 bytes of a sequence number).
+    pub fn from_key(k: &[u8]) -> Option<BatchPos> {
+        (k.len() >= 8).then(|| BatchPos(k.to_vec()))
+    }
+
+    /// The sled key.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for BatchPos {
+    /// `<seq>` or `<seq>/0/1` (the halves of halves).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (seq, path) = self.0.split_at(8);
+        write!(
+            f,
+            "{}",
+            u64::from_be_bytes(seq.try_into().expect("8 bytes"))
+        )?;
+        for b in path {
+            write!(f, "/{b}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A cut batch. Stored in the send queue under its [`BatchPos`] as
+/// `seq u64 | created_ms u64 | events u32 | encoding u8 | body` (the body exactly as sent);
+/// in a dead letter (keyed by its sequence number) without the leading `seq`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchRecord {
-    /// Its sequence number (the key).
+    /// Its place in the send queue.
+    pub pos: BatchPos,
+    /// Its sequence number: the id it is sent under, `<agent>:<seq>`.
     pub seq: u64,
     /// When its oldest chunk was appended (Unix ms).
     pub created_ms: u64,
@@ -62,10 +118,14 @@ pub struct BatchRecord {
     pub body: Vec<u8>,
 }
 
+/// Bytes of a queued value before the body.
+const QUEUED_HEADER: usize = 21;
+
 impl BatchRecord {
-    /// Encodes the value (the sequence number is the key).
+    /// Encodes the queue value.
     pub fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(13 + self.body.len());
+        let mut v = Vec::with_capacity(QUEUED_HEADER + self.body.len());
+        v.extend_from_slice(&self.seq.to_le_bytes());
         v.extend_from_slice(&self.created_ms.to_le_bytes());
         v.extend_from_slice(&self.events.to_le_bytes());
         v.push(encoding_tag(self.encoding));
@@ -73,22 +133,31 @@ impl BatchRecord {
         v
     }
 
-    /// Size of the encoded value.
+    /// Size of the encoded queue value.
     pub fn encoded_len(&self) -> usize {
-        13 + self.body.len()
+        QUEUED_HEADER + self.body.len()
     }
 
-    /// (created_ms, events) from a stored value, without copying the body.
-    pub fn header(v: &[u8]) -> Option<(u64, u32)> {
+    /// (seq, created_ms, events) from a queue value, without copying the body.
+    pub fn header(v: &[u8]) -> Option<(u64, u64, u32)> {
         Some((
             u64::from_le_bytes(v.get(..8)?.try_into().ok()?),
-            u32::from_le_bytes(v.get(8..12)?.try_into().ok()?),
+            u64::from_le_bytes(v.get(8..16)?.try_into().ok()?),
+            u32::from_le_bytes(v.get(16..20)?.try_into().ok()?),
         ))
     }
 
-    /// Decodes a value stored under `seq`.
-    pub fn decode(seq: u64, v: &[u8]) -> Option<Self> {
+    /// Decodes a queue value stored at `pos`.
+    pub fn decode(pos: BatchPos, v: &[u8]) -> Option<Self> {
+        let seq = u64::from_le_bytes(v.get(..8)?.try_into().ok()?);
+        Self::decode_keyed(pos, seq, v.get(8..)?)
+    }
+
+    /// Decodes a value without the leading `seq` (dead letters, and the batches of buffers
+    /// written before the send queue existed), which is `seq`'s.
+    pub fn decode_keyed(pos: BatchPos, seq: u64, v: &[u8]) -> Option<Self> {
         Some(BatchRecord {
+            pos,
             seq,
             created_ms: u64::from_le_bytes(v.get(..8)?.try_into().ok()?),
             events: u32::from_le_bytes(v.get(8..12)?.try_into().ok()?),
@@ -96,10 +165,23 @@ impl BatchRecord {
             body: v.get(13..)?.to_vec(),
         })
     }
+
+    /// A queue value without its leading `seq`: what a dead letter holds.
+    pub fn keyed_part(queued: &[u8]) -> &[u8] {
+        queued.get(8..).unwrap_or_default()
+    }
+
+    /// The queue value of a value without its leading `seq`.
+    pub fn queued_from_keyed(seq: u64, keyed: &[u8]) -> Vec<u8> {
+        let mut v = Vec::with_capacity(8 + keyed.len());
+        v.extend_from_slice(&seq.to_le_bytes());
+        v.extend_from_slice(keyed);
+        v
+    }
 }
 
-/// A batch the ingest refused for good: `failed_ms u64 | status u16 | reason_len u32 | reason
-/// | batch value`.
+/// A batch the ingest refused for good, keyed by its sequence number: `failed_ms u64 |
+/// status u16 | reason_len u32 | reason | batch value without its seq`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DeadLetter {
     /// The batch's sequence number.
@@ -112,13 +194,13 @@ pub struct DeadLetter {
     pub reason: String,
     /// Number of events in it.
     pub events: u32,
-    /// The stored batch value.
+    /// The stored batch value (without its seq).
     #[serde(skip)]
     pub batch: Vec<u8>,
 }
 
 impl DeadLetter {
-    /// Encodes a dead letter holding a stored batch value.
+    /// Encodes a dead letter holding a batch value without its seq.
     pub fn encode(failed_ms: u64, status: u16, reason: &str, batch: &[u8]) -> Vec<u8> {
         let mut v = Vec::with_capacity(14 + reason.len() + batch.len());
         v.extend_from_slice(&failed_ms.to_le_bytes());
@@ -136,7 +218,7 @@ impl DeadLetter {
         let len = u32::from_le_bytes(v.get(10..14)?.try_into().ok()?) as usize;
         let reason = String::from_utf8_lossy(v.get(14..14 + len)?).into_owned();
         let batch = v.get(14 + len..)?.to_vec();
-        let events = BatchRecord::decode(seq, &batch)?.events;
+        let events = BatchRecord::decode_keyed(BatchPos::of_seq(seq), seq, &batch)?.events;
         Some(DeadLetter {
             seq,
             failed_ms,

@@ -89,8 +89,8 @@ fn cut_respects_limits_and_sequence_only_grows_across_reopens() {
         let c = b.cut(25, 1 << 20, Encoding::Zstd, 3).unwrap().unwrap();
         assert_eq!(c.seq, a.seq + 1);
         first_seq = a.seq;
-        b.ack(a.seq).unwrap();
-        b.ack(c.seq).unwrap();
+        b.ack(&a.pos).unwrap();
+        b.ack(&c.pos).unwrap();
         assert_eq!(b.pending().unwrap().len(), 0);
     }
     let b = reopen(dir.path());
@@ -123,14 +123,14 @@ fn split_dead_letter_and_replay() {
     let b = Buffer::open(dir.path(), &opts()).unwrap();
     b.append(&chunk(0, 5), &[]).unwrap();
     let batch = b.cut(100, 1 << 20, Encoding::Zstd, 3).unwrap().unwrap();
-    let (x, y) = b.split(batch.seq, 3).unwrap().unwrap();
+    let (x, y) = b.split(&batch.pos, 3).unwrap().unwrap();
     assert_eq!((x.events, y.events), (2, 3));
     assert_eq!(
         [bodies(&x), bodies(&y)].concat(),
         ["line 0", "line 1", "line 2", "line 3", "line 4"]
     );
     assert!(x.seq > batch.seq && y.seq == x.seq + 1);
-    b.dead_letter(x.seq, 400, "line 1: field `ts`: bad")
+    b.dead_letter(&x.pos, 400, "line 1: field `ts`: bad")
         .unwrap();
     let dead = b.dead_letters().unwrap();
     assert_eq!((dead.len(), dead[0].status, dead[0].events), (1, 400, 2));
@@ -142,6 +142,93 @@ fn split_dead_letter_and_replay() {
     let report = b.check().unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert_eq!(report.batches, 2);
+}
+
+#[test]
+fn split_halves_take_the_place_of_their_batch_under_new_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Buffer::open(dir.path(), &opts()).unwrap();
+    b.append(&chunk(0, 8), &[]).unwrap();
+    let first = b.cut(8, 1 << 20, Encoding::Zstd, 3).unwrap().unwrap();
+    b.append(&chunk(8, 4), &[]).unwrap();
+    let second = b.cut(8, 1 << 20, Encoding::Zstd, 3).unwrap().unwrap();
+    // The first batch is split, then its first half again (the ingest refused both).
+    let (h0, h1) = b.split(&first.pos, 3).unwrap().unwrap();
+    let (h00, h01) = b.split(&h0.pos, 3).unwrap().unwrap();
+    let queue = b.pending().unwrap();
+    let order: Vec<u64> = queue.iter().map(|r| r.seq).collect();
+    assert_eq!(order, [h00.seq, h01.seq, h1.seq, second.seq], "send order");
+    let lines: Vec<String> = queue.iter().flat_map(bodies).collect();
+    let want: Vec<String> = (0..12).map(|i| format!("line {i}")).collect();
+    assert_eq!(lines, want, "the lines in the order they were read");
+    // Ids: never used before, from the one growing counter, the refused ones not reused.
+    let mut ids = vec![first.seq, second.seq, h0.seq, h1.seq, h00.seq, h01.seq];
+    assert_eq!(
+        ids,
+        (first.seq..first.seq + 6).collect::<Vec<_>>(),
+        "consecutive, in the order they were given"
+    );
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 6);
+    assert_eq!(
+        b.pending_positions().unwrap(),
+        queue.iter().map(|r| r.pos.clone()).collect::<Vec<_>>()
+    );
+    assert_eq!(h01.pos.to_string(), format!("{}/0/1", first.seq));
+    // The order survives a reopen, and acks remove exactly their batch.
+    drop(b);
+    let b = reopen(dir.path());
+    assert_eq!(b.pending().unwrap(), queue);
+    b.ack(&h00.pos).unwrap();
+    assert_eq!(b.pending().unwrap(), queue[1..].to_vec());
+    let report = b.check().unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
+#[test]
+fn batches_of_a_buffer_from_before_the_send_queue_are_moved_into_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cut: Vec<BatchRecord>;
+    {
+        let b = Buffer::open(dir.path(), &opts()).unwrap();
+        b.append(&chunk(0, 3), &[]).unwrap();
+        let x = b.cut(2, 1 << 20, Encoding::Zstd, 3).unwrap().unwrap();
+        b.append(&chunk(3, 3), &[]).unwrap();
+        let y = b.cut(2, 1 << 20, Encoding::Zstd, 3).unwrap().unwrap();
+        cut = vec![x, y];
+    }
+    {
+        // Rewrite them the way the agent stored batches before: tree `batches`, key = seq
+        // BE, value without the seq.
+        let db = loop {
+            match sled::Config::new().path(dir.path()).open() {
+                Ok(db) => break db,
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        };
+        let queue = db.open_tree(QUEUE_TREE).unwrap();
+        let legacy = db.open_tree(LEGACY_BATCHES_TREE).unwrap();
+        for r in &cut {
+            let v = queue.remove(r.pos.as_bytes()).unwrap().unwrap();
+            legacy
+                .insert(r.seq.to_be_bytes(), BatchRecord::keyed_part(&v))
+                .unwrap();
+        }
+        db.flush().unwrap();
+    }
+    let b = reopen(dir.path());
+    assert_eq!(b.pending().unwrap(), cut, "same ids, bodies and order");
+    assert_eq!(b.stats().unwrap().batches, 2);
+    drop(b);
+    let b = reopen(dir.path());
+    assert_eq!(b.pending().unwrap(), cut);
+    assert!(!b
+        .inner
+        .db
+        .tree_names()
+        .iter()
+        .any(|n| n == LEGACY_BATCHES_TREE.as_bytes()));
 }
 
 #[test]

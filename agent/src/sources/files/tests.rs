@@ -164,7 +164,7 @@ impl Env {
                 });
                 self.raw.push(text.to_owned());
             }
-            self.buffer.ack(b.seq).unwrap();
+            self.buffer.ack(&b.pos).unwrap();
         }
     }
 
