@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::identity::{fingerprint_hex, parse_fingerprint, FileKey};
+use super::identity::{fingerprint_hex, parse_fingerprint, FileKey, Head, FINGERPRINT_BYTES};
 
 /// The position of one file, stored with the events read up to it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,8 +19,13 @@ pub(crate) struct FileCheckpoint {
     pub path: String,
     /// Byte offset just after the last line in the buffer.
     pub offset: u64,
-    /// Hex hash of the first 256 bytes, once the file had them.
+    /// Hex hash of the file's first `head_bytes` bytes ([`Head`]); absent when none were
+    /// known.
     pub fingerprint: Option<String>,
+    /// How many leading bytes `fingerprint` covers, when fewer than 256 (absent: 256, as in
+    /// checkpoints written before shorter heads were kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_bytes: Option<u32>,
     /// `st_dev` (also in the key; here for people reading it).
     pub dev: u64,
     /// `st_ino` (also in the key).
@@ -32,24 +37,29 @@ pub(crate) struct FileCheckpoint {
 }
 
 impl FileCheckpoint {
-    /// The stored fingerprint, if any.
-    pub fn fingerprint(&self) -> Option<u64> {
-        self.fingerprint.as_deref().and_then(parse_fingerprint)
+    /// The stored head ([`Head::NONE`] if none).
+    pub fn head(&self) -> Head {
+        match self.fingerprint.as_deref().and_then(parse_fingerprint) {
+            Some(hash) => Head {
+                len: self
+                    .head_bytes
+                    .unwrap_or(FINGERPRINT_BYTES as u32)
+                    .min(FINGERPRINT_BYTES as u32),
+                hash,
+            },
+            None => Head::NONE,
+        }
     }
 
     /// The JSON value.
-    pub fn encode(
-        path: &str,
-        key: FileKey,
-        offset: u64,
-        fingerprint: Option<u64>,
-        mid_line: bool,
-    ) -> Vec<u8> {
+    pub fn encode(path: &str, key: FileKey, offset: u64, head: Head, mid_line: bool) -> Vec<u8> {
         #[derive(Serialize)]
         struct Borrowed<'a> {
             path: &'a str,
             offset: u64,
             fingerprint: Option<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            head_bytes: Option<u32>,
             dev: u64,
             ino: u64,
             #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -58,7 +68,8 @@ impl FileCheckpoint {
         serde_json::to_vec(&Borrowed {
             path,
             offset,
-            fingerprint: fingerprint.map(fingerprint_hex),
+            fingerprint: (head.len > 0).then(|| fingerprint_hex(head.hash)),
+            head_bytes: (head.len > 0 && !head.is_full()).then_some(head.len),
             dev: key.dev,
             ino: key.ino,
             mid_line,
@@ -121,17 +132,28 @@ mod tests {
         assert_eq!(parse_file_key("00fe", &k), None);
         assert_eq!(group_marker_key("00ff"), "filegroup:00ff");
 
-        let v = FileCheckpoint::encode("/var/log/a.log", key, 120, Some(0xab), false);
+        let full = Head {
+            len: 256,
+            hash: 0xab,
+        };
+        let v = FileCheckpoint::encode("/var/log/a.log", key, 120, full, false);
         assert_eq!(
             std::str::from_utf8(&v).unwrap(),
             r#"{"path":"/var/log/a.log","offset":120,"fingerprint":"00000000000000ab","dev":2049,"ino":77}"#
         );
         let cp = FileCheckpoint::decode(&v).unwrap();
         assert_eq!(cp.offset, 120);
-        assert_eq!(cp.fingerprint(), Some(0xab));
+        assert_eq!(cp.head(), full);
         assert!(!cp.mid_line);
-        let v = FileCheckpoint::encode("/a", key, 5, None, true);
+        let v = FileCheckpoint::encode("/a", key, 5, Head::NONE, true);
         let cp = FileCheckpoint::decode(&v).unwrap();
-        assert_eq!((cp.fingerprint(), cp.mid_line), (None, true));
+        assert_eq!((cp.head(), cp.mid_line), (Head::NONE, true));
+        // A head shorter than 256 bytes says how long it is.
+        let short = Head::of_bytes(b"t0000\n");
+        let v = FileCheckpoint::encode("/a", key, 6, short, false);
+        assert!(std::str::from_utf8(&v)
+            .unwrap()
+            .contains(r#""head_bytes":6"#));
+        assert_eq!(FileCheckpoint::decode(&v).unwrap().head(), short);
     }
 }

@@ -16,8 +16,8 @@
 //! event is missed), the polling of rotated files, multiline timeouts and retries. Idle, it
 //! costs nothing.
 //!
-//! A file is known by device + inode ([`identity`]), plus a fingerprint of its first 256
-//! bytes that tells inode reuse apart. Each file is read through its own descriptor in
+//! A file is known by device + inode ([`identity`]), plus a hash of its first bytes (up to
+//! 256, as many as were read) that tells inode reuse and truncation apart. Each file is read through its own descriptor in
 //! 256 KiB blocks into one reused buffer; lines are found with `memchr` and events borrow
 //! their bodies from that buffer. Events go to the [`Emitter`] in chunks of at most ~1,000
 //! lines or ~256 KiB, each with the file's checkpoint in the same atomic write: the offset
@@ -31,8 +31,9 @@
 //!   At startup, a checkpoint whose path now holds another file (or none) is looked for in
 //!   its directory by dev+ino (e.g. `app.log.1`) and finished from its offset; checkpoints
 //!   of files that are gone are forgotten.
-//! - Copytruncate: a file shorter than the read position (or whose first 256 bytes changed)
-//!   is read again from 0.
+//! - Copytruncate: a file shorter than the read position, or whose first bytes (as far as
+//!   they were read, up to 256) changed, is read again from 0 — also a small file that was
+//!   written past the old position again before the source looked.
 //! - `start_at` applies to the files present when a group first starts; a marker checkpoint
 //!   (`filegroup:<group id>`) keeps a restart from applying it again. See [`checkpoint`] for
 //!   the stored format.
@@ -69,7 +70,7 @@ use crate::sources::merge_labels;
 
 use checkpoint::{group_marker_key, parse_file_key, FileCheckpoint, GroupMarker};
 use discovery::Patterns;
-use identity::{fingerprint, group_id, FileKey};
+use identity::{group_id, FileKey, Head};
 use multiline::Multiline;
 use reader::{current_path, is_at, start_of_last_line, Records, Split, Tail, READ_SIZE};
 
@@ -557,14 +558,12 @@ enum Resume {
     Replaced,
 }
 
-fn resume(cp: &FileCheckpoint, fp: Option<u64>, size: u64, path: &Path) -> Resume {
-    let stored = cp.fingerprint();
-    let (reason, replaced) = match (stored, fp) {
-        (Some(a), Some(b)) if a != b => (
-            "same device and inode but other content (inode reused or file rewritten)",
+fn resume(cp: &FileCheckpoint, file: &File, size: u64, path: &Path) -> Resume {
+    let (reason, replaced) = match cp.head().matches(file) {
+        Ok(false) => (
+            "same device and inode but other first bytes (inode reused, or the file rewritten or truncated)",
             true,
         ),
-        (Some(_), None) => ("shorter than its fingerprint: truncated or replaced", true),
         _ if size < cp.offset => ("shorter than its checkpoint: truncated", true),
         _ => ("", false),
     };
@@ -714,12 +713,12 @@ impl Ctx {
             return None;
         }
         let size = meta.len();
-        let fp = fingerprint(&file, size).ok()?;
-        let Resume::At(offset, mid) = resume(cp, fp, size, path) else {
+        let head = Head::read(&file, size).ok()?;
+        let Resume::At(offset, mid) = resume(cp, &file, size, path) else {
             return None;
         };
-        let mut t = Tail::new(file, key, path.to_owned(), &g.id, offset, mid, fp, size);
-        t.dirty = fp != cp.fingerprint() || path.to_string_lossy() != cp.path.as_str();
+        let mut t = Tail::new(file, key, path.to_owned(), &g.id, offset, mid, head, size);
+        t.dirty = head != cp.head() || path.to_string_lossy() != cp.path.as_str();
         t.rotated = Some(now);
         g.files.insert(key, t);
         Some(path.to_owned())
@@ -786,19 +785,19 @@ impl Ctx {
             return Some(key);
         }
         let size = meta.len();
-        let fp = match fingerprint(&file, size) {
-            Ok(fp) => fp,
+        let head = match Head::read(&file, size) {
+            Ok(h) => h,
             Err(e) => {
                 g.report(path, "cannot read", &e);
                 return None;
             }
         };
         let (offset, mid, dirty) = match g.saved.remove(&key) {
-            Some(cp) => match resume(&cp, fp, size, path) {
+            Some(cp) => match resume(&cp, &file, size, path) {
                 Resume::At(o, m) => (
                     o,
                     m,
-                    fp != cp.fingerprint() || path.to_string_lossy() != cp.path.as_str(),
+                    head != cp.head() || path.to_string_lossy() != cp.path.as_str(),
                 ),
                 Resume::Replaced => (0, false, true),
             },
@@ -813,7 +812,7 @@ impl Ctx {
                 Start::Configured(StartAt::Beginning) | Start::Zero => (0, false, true),
             },
         };
-        let mut t = Tail::new(file, key, path.to_owned(), &g.id, offset, mid, fp, size);
+        let mut t = Tail::new(file, key, path.to_owned(), &g.id, offset, mid, head, size);
         t.dirty = dirty;
         t.behind = Some(
             self.emitter
@@ -940,10 +939,9 @@ impl Ctx {
             }
         };
         // Copytruncate that regrew past our position before we looked shows as changed
-        // first bytes (one 256-byte pread per look, not per block).
-        let replaced = t.fingerprint.is_some_and(|fp| {
-            fingerprint(&t.file, size).is_ok_and(|now_fp| now_fp.is_some_and(|n| n != fp))
-        });
+        // first bytes: the head, as far as it was read, hashes differently (one pread of at
+        // most 256 bytes per look, not per block).
+        let replaced = t.head.matches(&t.file).is_ok_and(|same| !same);
         if size < t.read_pos || replaced {
             tracing::info!(path = %t.path.display(), size, offset = t.read_pos,
                 "files: file truncated or its first bytes changed (copytruncate?); reading it again from the beginning");
@@ -956,12 +954,6 @@ impl Ctx {
             }
         }
         t.size = size;
-        if t.fingerprint.is_none() && size >= identity::FINGERPRINT_BYTES as u64 {
-            if let Ok(Some(fp)) = fingerprint(&t.file, size) {
-                t.fingerprint = Some(fp);
-                t.dirty = true;
-            }
-        }
         let mut blocks = 0;
         loop {
             if blocks == READ_BUDGET {

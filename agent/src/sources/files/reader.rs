@@ -19,7 +19,7 @@ use std::time::Instant;
 use prometheus_client::metrics::gauge::Gauge;
 
 use super::checkpoint::{file_key, FileCheckpoint};
-use super::identity::FileKey;
+use super::identity::{FileKey, Head};
 use super::multiline::{Joined, Multiline, Pending};
 
 /// Bytes read from a file at once.
@@ -200,8 +200,9 @@ pub(crate) struct Tail {
     pub carry: Vec<u8>,
     /// What is read next continues a split line.
     pub in_split: bool,
-    /// Hash of the first 256 bytes, once there are that many.
-    pub fingerprint: Option<u64>,
+    /// What is known of the file's first bytes: grows with what is read (up to 256 bytes);
+    /// a change of them means other content (see [`Head`]).
+    pub head: Head,
     /// The multiline event being joined.
     pub pending: Pending,
     /// Set when the file left its path (renamed or deleted): the last time it grew.
@@ -226,7 +227,7 @@ impl Tail {
         group_id: &str,
         offset: u64,
         mid_line: bool,
-        fingerprint: Option<u64>,
+        head: Head,
         size: u64,
     ) -> Tail {
         let mut t = Tail {
@@ -241,7 +242,7 @@ impl Tail {
             committed_mid: mid_line,
             carry: Vec::new(),
             in_split: mid_line,
-            fingerprint,
+            head,
             pending: Pending::default(),
             rotated: None,
             dirty: true,
@@ -274,7 +275,7 @@ impl Tail {
 
     /// The checkpoint value for `offset`.
     pub fn checkpoint(&self, offset: u64, mid_line: bool) -> Vec<u8> {
-        FileCheckpoint::encode(&self.path_str, self.key, offset, self.fingerprint, mid_line)
+        FileCheckpoint::encode(&self.path_str, self.key, offset, self.head, mid_line)
     }
 
     /// Drops what was read past the checkpoint (it is read again).
@@ -291,7 +292,7 @@ impl Tail {
         self.carry.clear();
         self.pending.clear();
         self.in_split = false;
-        self.fingerprint = None;
+        self.head = Head::NONE;
     }
 
     /// Reads the next block after the carry into `buf` (`READ_SIZE` plus the longest carry
@@ -311,6 +312,9 @@ impl Tail {
             return Ok(None);
         }
         let base = self.read_pos - c as u64;
+        if self.head.extend(&buf[c..c + n], self.read_pos) {
+            self.dirty = true;
+        }
         self.read_pos += n as u64;
         self.size = self.size.max(self.read_pos);
         self.carry.clear();
@@ -520,7 +524,16 @@ mod tests {
         std::fs::write(&p, b"").unwrap();
         let f = File::open(&p).unwrap();
         let key = FileKey::of(&f.metadata().unwrap());
-        let t = Tail::new(f, key, PathBuf::from("/x/a.log"), "g", 0, false, None, 0);
+        let t = Tail::new(
+            f,
+            key,
+            PathBuf::from("/x/a.log"),
+            "g",
+            0,
+            false,
+            Head::NONE,
+            0,
+        );
         (dir, t)
     }
 

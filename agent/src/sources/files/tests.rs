@@ -266,7 +266,8 @@ fn tails_from_the_beginning() {
     assert_eq!(first["labels"]["service"], "test");
     let cp = env.checkpoint(&app).unwrap();
     assert_eq!(cp.path, app.to_string_lossy());
-    assert_eq!(cp.fingerprint, None, "shorter than 256 bytes");
+    // Shorter than 256 bytes: the head covers what there is.
+    assert_eq!(cp.head(), Head::of_bytes(b"one\ntwo\r\nthree\nfour\n"));
     let text = run.metrics.render(None);
     let pattern = env.log("*.log").to_string_lossy().into_owned();
     assert!(
@@ -554,6 +555,28 @@ fn copytruncate_that_regrew_past_the_position_is_seen_by_the_fingerprint() {
     env.wait_read(&app);
     let mut want = names(0..40);
     want.extend(names(100..160));
+    assert_eq!(env.bodies(), want);
+}
+
+#[test]
+fn copytruncate_of_a_small_file_that_regrew_past_the_position_is_seen_by_its_head() {
+    let mut env = Env::new();
+    let app = env.log("app.log");
+    fs::write(&app, "t0000\nt0001\n").unwrap(); // < 256 bytes: no full fingerprint
+    let cfg = group(&[&app]);
+    let run = env.start(vec![cfg.clone()]);
+    env.wait_read(&app);
+    // While running: truncated and written longer again, possibly before the source looks.
+    fs::write(&app, "t0002\nt0003\nt0004\n").unwrap();
+    env.wait_count(5);
+    env.wait_read(&app);
+    run.stop();
+    // While stopped (always before the source looks): the checkpoint's head tells.
+    fs::write(&app, "t0005\nt0006\nt0007\nt0008\n").unwrap();
+    let _run = env.start(vec![cfg]);
+    env.wait_count(9);
+    env.wait_read(&app);
+    let want: Vec<String> = (0..9).map(|i| format!("t{i:04}")).collect();
     assert_eq!(env.bodies(), want);
 }
 
