@@ -894,11 +894,9 @@ fn a_line_too_large_for_the_ingest_is_dead_lettered_listed_and_replayed() {
 }
 
 /// Adding a pattern to an existing group (the obvious edit: `paths = [A]` → `[A, B]`)
-/// changes the group's id (a hash of its `paths`), so the new group finds none of the old
-/// checkpoints: with `start_at = "beginning"` every line of A is read and shipped again
-/// (with `"end"`, what A got between the last read and the reload would be skipped).
+/// keeps A's position (checkpoints belong to files, not groups; they used to be keyed by a
+/// hash of the group's `paths`, so every line of A was read and shipped again).
 #[test]
-#[ignore = "BUG agent/src/sources/files/identity.rs group_id(): checkpoints are keyed by a hash of the group's paths, so adding a pattern and SIGHUP re-reads the group's files (duplicates)"]
 fn sighup_adding_a_pattern_to_a_group_reads_nothing_twice() {
     let ingest = ingest();
     let key = ingest.tenant("acme").key.clone();

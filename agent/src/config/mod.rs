@@ -213,8 +213,9 @@ pub struct FilesConfig {
     /// Glob patterns (of the file name or the whole path) to leave out.
     #[serde(default)]
     pub exclude: Vec<String>,
-    /// For files present when this group is first started: `end` or `beginning`. Files that
-    /// appear later (rotation) are always read from their beginning.
+    /// For files present when a pattern of this group is first started (a pattern added to
+    /// the configuration later applies it to its own files): `end` or `beginning`. Files
+    /// that appear later (rotation) are always read from their beginning.
     #[serde(default)]
     pub start_at: StartAt,
     /// Labels added to this group's events.

@@ -81,6 +81,15 @@ impl Patterns {
             && !self.excluded(path)
     }
 
+    /// The include patterns (as written) that match `path`; none if it is excluded.
+    pub fn matching<'a>(&'a self, path: &'a Path) -> impl Iterator<Item = &'a str> + 'a {
+        let excluded = self.excluded(path);
+        self.include
+            .iter()
+            .filter(move |(_, p)| !excluded && p.matches_path_with(path, OPTS))
+            .map(|(raw, _)| raw.as_str())
+    }
+
     /// Whether `path` is a directory whose files the group may cover (a new directory
     /// matching a pattern's parent, e.g. `/var/log/*` of `/var/log/*/app.log`).
     pub fn is_watch_dir(&self, path: &Path) -> bool {
@@ -150,6 +159,11 @@ mod tests {
             "* stays in a directory"
         );
         assert!(p.matches(Path::new("/srv/a/app.log")));
+        assert_eq!(
+            p.matching(Path::new("/srv/a/app.log")).collect::<Vec<_>>(),
+            ["/srv/*/app.log"]
+        );
+        assert_eq!(p.matching(Path::new("/var/log/secret.log")).count(), 0);
         assert!(!p.matches(Path::new("/var/log/x.txt")));
         assert!(p.is_watch_dir(Path::new("/var/log")));
         assert!(p.is_watch_dir(Path::new("/srv/b")));

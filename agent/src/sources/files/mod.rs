@@ -34,9 +34,17 @@
 //! - Copytruncate: a file shorter than the read position, or whose first bytes (as far as
 //!   they were read, up to 256) changed, is read again from 0 — also a small file that was
 //!   written past the old position again before the source looked.
-//! - `start_at` applies to the files present when a group first starts; a marker checkpoint
-//!   (`filegroup:<group id>`) keeps a restart from applying it again. See [`checkpoint`] for
-//!   the stored format.
+//! - Checkpoints belong to files (`file:<dev>:<ino>`), not to groups: a file keeps its
+//!   position whatever group reads it, so adding a pattern to a group, reordering or
+//!   splitting groups reads nothing twice and skips nothing.
+//! - `start_at` applies to the files present when a pattern first starts; a marker per
+//!   pattern (`filepattern:<pattern>`) keeps a restart from applying it again, so a file
+//!   that appeared meanwhile is read from its beginning. See [`checkpoint`] for the stored
+//!   format and how the per-group layout of earlier versions is rewritten.
+//! - A file that several groups match is read by one: the first group (in the order of
+//!   the configuration) that finds it; the others skip it, with a warning. When that group
+//!   is done with it (a rotated file read to its end) and another group matches its new
+//!   name, the other one takes it over from its checkpoint.
 
 mod checkpoint;
 mod discovery;
@@ -68,9 +76,9 @@ use crate::metrics::{GroupLabels, PathLabels};
 use crate::pipeline::{CheckpointUpdate, EmitError, Emitter, Shutdown};
 use crate::sources::merge_labels;
 
-use checkpoint::{group_marker_key, parse_file_key, FileCheckpoint, GroupMarker};
+use checkpoint::{pattern_marker_key, FileCheckpoint, PatternMarker};
 use discovery::Patterns;
-use identity::{group_id, FileKey, Head};
+use identity::{FileKey, Head};
 use multiline::Multiline;
 use reader::{current_path, is_at, start_of_last_line, Records, Split, Tail, READ_SIZE};
 
@@ -118,7 +126,17 @@ impl FilesSource {
             .map(|g| line_limit(g.max_line_bytes.bytes()))
             .max()
             .unwrap_or(0);
+        let matchers: Vec<Arc<Patterns>> = self
+            .groups
+            .iter()
+            .map(|g| Arc::new(Patterns::new(&g.paths, &g.exclude)))
+            .collect();
         let mut cx = Ctx {
+            matchers: matchers.clone(),
+            saved: HashMap::new(),
+            owners: HashMap::new(),
+            started: HashSet::new(),
+            overlaps: HashSet::new(),
             buf: vec![0; max_line + READ_SIZE],
             records: Records::default(),
             watcher,
@@ -129,12 +147,12 @@ impl FilesSource {
             shutdown,
             waiter,
         };
-        let mut ids = HashSet::new();
         let mut groups: Vec<Group> = self
             .groups
             .into_iter()
+            .zip(matchers)
             .enumerate()
-            .map(|(i, cfg)| Group::new(i, cfg, &self.emitter, &mut ids))
+            .map(|(i, (cfg, patterns))| Group::new(i, cfg, patterns, &self.emitter))
             .collect();
         let mut runner = Runner { rx };
         if runner.run(&mut cx, &mut groups).is_err() {
@@ -227,7 +245,7 @@ fn block_on<F: Future>(f: F) -> F::Output {
 /// Where a newly found file starts when it has no checkpoint.
 #[derive(Clone, Copy)]
 enum Start {
-    /// The group's `start_at` (files present when the group first starts).
+    /// The group's `start_at` (files present when their patterns first start).
     Configured(StartAt),
     /// Offset 0 (files that appeared later).
     Zero,
@@ -243,9 +261,8 @@ struct GroupOut {
 /// One `[[files]]` group and its files.
 struct Group {
     index: usize,
-    id: String,
     cfg: FilesConfig,
-    patterns: Patterns,
+    patterns: Arc<Patterns>,
     multiline: Option<Multiline>,
     max_line: usize,
     out: GroupOut,
@@ -253,8 +270,6 @@ struct Group {
     files: HashMap<FileKey, Tail>,
     /// Matching paths → the file there.
     by_path: HashMap<PathBuf, FileKey>,
-    /// Checkpoints not yet matched to an open file (unreadable for now).
-    saved: HashMap<FileKey, FileCheckpoint>,
     /// Paths whose error was logged at warn level (then debug until it clears).
     failing: HashSet<PathBuf>,
     next_rescan: Instant,
@@ -262,16 +277,7 @@ struct Group {
 }
 
 impl Group {
-    fn new(index: usize, cfg: FilesConfig, emitter: &Emitter, ids: &mut HashSet<String>) -> Group {
-        let mut id = group_id(&cfg.paths);
-        // Two groups with the same patterns must not share checkpoints.
-        let mut n = 1;
-        while !ids.insert(id.clone()) {
-            let mut paths = cfg.paths.clone();
-            paths.push(format!("#{n}"));
-            id = group_id(&paths);
-            n += 1;
-        }
+    fn new(index: usize, cfg: FilesConfig, patterns: Arc<Patterns>, emitter: &Emitter) -> Group {
         let name = GroupLabels {
             group: cfg.paths.first().cloned().unwrap_or_default(),
         };
@@ -279,8 +285,7 @@ impl Group {
         let now = Instant::now();
         Group {
             index,
-            id,
-            patterns: Patterns::new(&cfg.paths, &cfg.exclude),
+            patterns,
             multiline: cfg.multiline.as_ref().and_then(Multiline::new),
             max_line: line_limit(cfg.max_line_bytes.bytes()),
             out: GroupOut {
@@ -290,7 +295,6 @@ impl Group {
             },
             files: HashMap::new(),
             by_path: HashMap::new(),
-            saved: HashMap::new(),
             failing: HashSet::new(),
             next_rescan: now + rescan_interval(&cfg),
             next_rotated_poll: now,
@@ -309,9 +313,21 @@ impl Group {
     }
 }
 
-/// Everything but the groups: the emitter, the read buffer, the watcher.
+/// Everything but the groups: the emitter, the read buffer, the watcher, and what the
+/// groups share (checkpoints, which group reads which file).
 struct Ctx {
     emitter: Emitter,
+    /// Every group's patterns, by group index.
+    matchers: Vec<Arc<Patterns>>,
+    /// Checkpoints not yet matched to an open file (unreadable for now, not matched by any
+    /// group now, or handed over by a group done with the file).
+    saved: HashMap<FileKey, FileCheckpoint>,
+    /// Which group reads each open file.
+    owners: HashMap<FileKey, usize>,
+    /// Patterns with a marker (started before).
+    started: HashSet<String>,
+    /// (group, path) skipped because another group reads the file (warned once).
+    overlaps: HashSet<(usize, PathBuf)>,
     shutdown: Shutdown,
     /// The read buffer: the longest carry plus one block.
     buf: Vec<u8>,
@@ -343,9 +359,7 @@ struct Runner {
 
 impl Runner {
     fn run(&mut self, cx: &mut Ctx, groups: &mut [Group]) -> Result<(), Stop> {
-        for g in groups.iter_mut() {
-            cx.start_group(g)?;
-        }
+        cx.start(groups)?;
         for g in groups.iter_mut() {
             let keys: Vec<FileKey> = g.files.keys().copied().collect();
             for k in keys {
@@ -595,83 +609,117 @@ impl Ctx {
         }
     }
 
-    /// Loads a group's checkpoints, opens its files, and writes the starting positions (and
-    /// on first start the group marker) in one write.
-    fn start_group(&mut self, g: &mut Group) -> Result<(), Stop> {
-        let now = Instant::now();
-        let mut updates: Vec<CheckpointUpdate> = Vec::new();
-        match self.emitter.checkpoints(&checkpoint::file_prefix(&g.id)) {
-            Ok(cps) => {
-                for (k, v) in cps {
-                    match (parse_file_key(&g.id, &k), FileCheckpoint::decode(&v)) {
-                        (Some(key), Some(cp)) => {
-                            g.saved.insert(key, cp);
-                        }
-                        _ => {
-                            tracing::warn!(key = %k, "files: unreadable checkpoint forgotten");
-                            updates.push((k, None));
-                        }
-                    }
+    /// Reads the stored checkpoints and pattern markers, rewriting those of the per-group
+    /// layout of earlier versions (one write).
+    fn load(&mut self) -> Result<(), Stop> {
+        let read = |prefix: &str| match self.emitter.checkpoints(prefix) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(error = %e, "files: cannot read checkpoints");
+                Vec::new()
+            }
+        };
+        let stored = checkpoint::migrate(
+            read(checkpoint::FILE_PREFIX),
+            read(checkpoint::PATTERN_PREFIX),
+            read(checkpoint::LEGACY_GROUP_PREFIX),
+        );
+        if !stored.updates.is_empty() {
+            match self
+                .emitter
+                .emit_blocking(SOURCE, &Chunk::new(), &stored.updates, &self.shutdown)
+            {
+                Ok(()) => tracing::debug!(
+                    writes = stored.updates.len(),
+                    "files: checkpoints rewritten per file"
+                ),
+                Err(EmitError::ShuttingDown) => return Err(Stop),
+                // They are used as read; the next start rewrites them again.
+                Err(EmitError::Buffer(e)) => {
+                    tracing::error!(error = %e, "files: cannot rewrite the checkpoints")
                 }
             }
-            Err(e) => tracing::error!(error = %e, "files: cannot read checkpoints"),
         }
-        let marker = group_marker_key(&g.id);
-        let first = match self.emitter.checkpoint(&marker) {
-            Ok(v) => v.is_none(),
-            Err(e) => {
-                tracing::error!(error = %e, "files: cannot read the group marker");
-                false
+        self.saved = stored.files;
+        self.started = stored.started;
+        Ok(())
+    }
+
+    /// Loads the checkpoints, opens every group's files, finds files renamed while the agent
+    /// was stopped, and writes the starting positions (and the markers of patterns started
+    /// for the first time) in one write.
+    fn start(&mut self, groups: &mut [Group]) -> Result<(), Stop> {
+        self.load()?;
+        let now = Instant::now();
+        let mut updates: Vec<CheckpointUpdate> = Vec::new();
+        for g in groups.iter_mut() {
+            self.watch(g);
+            for p in g.patterns.expand() {
+                // A file only patterns never started match is new to the configuration.
+                let seen = g
+                    .patterns
+                    .matching(&p)
+                    .any(|pat| self.started.contains(pat));
+                let start = if seen {
+                    Start::Zero
+                } else {
+                    Start::Configured(g.cfg.start_at)
+                };
+                self.open(g, &p, start);
             }
-        };
-        self.watch(g);
-        let start = if first {
-            Start::Configured(g.cfg.start_at)
-        } else {
-            Start::Zero
-        };
-        let paths = g.patterns.expand();
-        for p in &paths {
-            self.open(g, p, start);
         }
-        // Checkpoints whose file is not at a matching path: renamed while we were down?
-        let left: Vec<(FileKey, FileCheckpoint)> = g.saved.drain().collect();
+        // Checkpoints no group opened a file for.
+        let left: Vec<(FileKey, FileCheckpoint)> = self.saved.drain().collect();
         for (key, cp) in left {
             let at_path = Path::new(&cp.path);
-            if is_at(at_path, key) && g.patterns.matches(at_path) {
-                // Still there but could not be opened: keep it for the retries.
-                g.saved.insert(key, cp);
+            if is_at(at_path, key) {
+                // Still there: could not be opened (kept for the retries), or no group
+                // reads it now (kept, so that one that does later goes on from here).
+                self.saved.insert(key, cp);
                 continue;
             }
-            match find_moved(&cp, key).and_then(|p| self.open_moved(g, &p, key, &cp, now)) {
+            // Renamed while we were down: the first group that matched its old name
+            // finishes it.
+            let finished = groups
+                .iter_mut()
+                .find(|g| g.patterns.matches(at_path))
+                .and_then(|g| {
+                    let moved = find_moved(&cp, key)?;
+                    self.open_moved(g, &moved, key, &cp, now)
+                });
+            match finished {
                 Some(p) => tracing::info!(path = %p.display(), was = %cp.path, offset = cp.offset,
                     "files: finishing a file renamed while the agent was stopped"),
                 None => {
                     tracing::info!(path = %cp.path, "files: forgetting the checkpoint of a file that is gone");
-                    updates.push((checkpoint::file_key(&g.id, key), None));
+                    updates.push((checkpoint::file_key(key), None));
                 }
             }
         }
         let mut written = Vec::new();
-        for t in g.files.values() {
-            if t.dirty {
+        for g in groups.iter() {
+            for t in g.files.values().filter(|t| t.dirty) {
                 updates.push((
                     t.cp_key.clone(),
                     Some(t.checkpoint(t.committed, t.committed_mid)),
                 ));
-                written.push(t.key);
+                written.push((g.index, t.key));
             }
-        }
-        if first {
-            let m = GroupMarker {
-                paths: g.cfg.paths.clone(),
-                start_at: match g.cfg.start_at {
-                    StartAt::End => "end".into(),
-                    StartAt::Beginning => "beginning".into(),
-                },
-                started: Timestamp::now().to_string(),
-            };
-            updates.push((marker, Some(serde_json::to_vec(&m).expect("serializes"))));
+            for p in &g.cfg.paths {
+                if self.started.insert(p.clone()) {
+                    let m = PatternMarker {
+                        start_at: match g.cfg.start_at {
+                            StartAt::End => "end".into(),
+                            StartAt::Beginning => "beginning".into(),
+                        },
+                        started: Timestamp::now().to_string(),
+                    };
+                    updates.push((
+                        pattern_marker_key(p),
+                        Some(serde_json::to_vec(&m).expect("serializes")),
+                    ));
+                }
+            }
         }
         if updates.is_empty() {
             return Ok(());
@@ -681,8 +729,8 @@ impl Ctx {
             .emit_blocking(SOURCE, &Chunk::new(), &updates, &self.shutdown)
         {
             Ok(()) => {
-                for k in written {
-                    if let Some(t) = g.files.get_mut(&k) {
+                for (i, k) in written {
+                    if let Some(t) = groups[i].files.get_mut(&k) {
                         t.dirty = false;
                     }
                 }
@@ -690,11 +738,26 @@ impl Ctx {
             }
             Err(EmitError::ShuttingDown) => Err(Stop),
             Err(EmitError::Buffer(e)) => {
-                // Without the marker, the next start applies start_at again: that is all.
+                // Without the markers, the next start applies start_at again: that is all.
                 tracing::error!(error = %e, "files: cannot write the starting positions");
                 Ok(())
             }
         }
+    }
+
+    /// Whether another group reads `key`; if so, `g` skips the file at `path` (warned once).
+    fn read_by_another(&mut self, g: &Group, key: FileKey, path: &Path) -> bool {
+        let Some(&owner) = self.owners.get(&key) else {
+            return false;
+        };
+        if owner == g.index {
+            return false;
+        }
+        if self.overlaps.insert((g.index, path.to_owned())) {
+            tracing::warn!(path = %path.display(),
+                "files: matched by more than one [[files]] group: files[{owner}] reads it, files[{}] skips it", g.index);
+        }
+        true
     }
 
     /// A file found at startup under another name than its checkpoint's: read it to its
@@ -717,10 +780,14 @@ impl Ctx {
         let Resume::At(offset, mid) = resume(cp, &file, size, path) else {
             return None;
         };
-        let mut t = Tail::new(file, key, path.to_owned(), &g.id, offset, mid, head, size);
+        if self.read_by_another(g, key, path) {
+            return None;
+        }
+        let mut t = Tail::new(file, key, path.to_owned(), offset, mid, head, size);
         t.dirty = head != cp.head() || path.to_string_lossy() != cp.path.as_str();
         t.rotated = Some(now);
         g.files.insert(key, t);
+        self.owners.insert(key, g.index);
         Some(path.to_owned())
     }
 
@@ -784,6 +851,9 @@ impl Ctx {
             g.by_path.insert(path.to_owned(), key);
             return Some(key);
         }
+        if self.read_by_another(g, key, path) {
+            return None;
+        }
         let size = meta.len();
         let head = match Head::read(&file, size) {
             Ok(h) => h,
@@ -792,7 +862,7 @@ impl Ctx {
                 return None;
             }
         };
-        let (offset, mid, dirty) = match g.saved.remove(&key) {
+        let (offset, mid, dirty) = match self.saved.remove(&key) {
             Some(cp) => match resume(&cp, &file, size, path) {
                 Resume::At(o, m) => (
                     o,
@@ -812,7 +882,7 @@ impl Ctx {
                 Start::Configured(StartAt::Beginning) | Start::Zero => (0, false, true),
             },
         };
-        let mut t = Tail::new(file, key, path.to_owned(), &g.id, offset, mid, head, size);
+        let mut t = Tail::new(file, key, path.to_owned(), offset, mid, head, size);
         t.dirty = dirty;
         t.behind = Some(
             self.emitter
@@ -825,6 +895,7 @@ impl Ctx {
         tracing::debug!(path = %path.display(), offset, "files: tailing");
         g.files.insert(key, t);
         g.by_path.insert(path.to_owned(), key);
+        self.owners.insert(key, g.index);
         Some(key)
     }
 
@@ -1024,7 +1095,9 @@ impl Ctx {
     }
 
     /// Closes a rotated file that has been quiet for `rotate_wait`: its last unfinished line
-    /// and pending event are emitted and its checkpoint is forgotten, in one write.
+    /// and pending event are emitted and its checkpoint is forgotten, in one write — unless
+    /// another group matches the file's name now: that group takes it over from the
+    /// checkpoint (kept).
     fn close(&mut self, g: &mut Group, key: FileKey, now: Instant) -> Result<(), Stop> {
         let Group {
             files,
@@ -1032,6 +1105,7 @@ impl Ctx {
             multiline,
             max_line,
             by_path,
+            index,
             ..
         } = g;
         let Some(t) = files.get_mut(&key) else {
@@ -1043,8 +1117,14 @@ impl Ctx {
             now,
         };
         t.finish(&cx, &mut self.records);
+        let handover = self
+            .matchers
+            .iter()
+            .enumerate()
+            .any(|(i, m)| i != *index && m.matches(&t.path));
+        let last = if handover { Last::Keep } else { Last::Forget };
         let o = self.out(out);
-        let r = emit_records(&o, t, &[], &self.records, Last::Forget);
+        let r = emit_records(&o, t, &[], &self.records, last);
         self.records.clear();
         if let Err(h) = r {
             return halted(h, t, now);
@@ -1052,6 +1132,12 @@ impl Ctx {
         tracing::info!(path = %t.path.display(), "files: closed a rotated file read to its end");
         let t = files.remove(&key).expect("present");
         by_path.retain(|_, k| *k != key);
+        self.owners.remove(&key);
+        if handover {
+            if let Some(cp) = FileCheckpoint::decode(&t.checkpoint(t.committed, t.committed_mid)) {
+                self.saved.insert(key, cp);
+            }
+        }
         if t.behind.is_some() {
             let label = PathLabels {
                 path: t.path_str().to_owned(),

@@ -186,7 +186,7 @@ pub(crate) struct Tail {
     pub key: FileKey,
     /// Its current (or last known) path.
     pub path: PathBuf,
-    /// `file:<group>:<dev>:<ino>`.
+    /// `file:<dev>:<ino>`.
     pub cp_key: String,
     path_str: String,
     attrs_prefix: String,
@@ -224,7 +224,6 @@ impl Tail {
         file: File,
         key: FileKey,
         path: PathBuf,
-        group_id: &str,
         offset: u64,
         mid_line: bool,
         head: Head,
@@ -234,7 +233,7 @@ impl Tail {
             file,
             key,
             path: PathBuf::new(),
-            cp_key: file_key(group_id, key),
+            cp_key: file_key(key),
             path_str: String::new(),
             attrs_prefix: String::new(),
             read_pos: offset,
@@ -524,16 +523,7 @@ mod tests {
         std::fs::write(&p, b"").unwrap();
         let f = File::open(&p).unwrap();
         let key = FileKey::of(&f.metadata().unwrap());
-        let t = Tail::new(
-            f,
-            key,
-            PathBuf::from("/x/a.log"),
-            "g",
-            0,
-            false,
-            Head::NONE,
-            0,
-        );
+        let t = Tail::new(f, key, PathBuf::from("/x/a.log"), 0, false, Head::NONE, 0);
         (dir, t)
     }
 

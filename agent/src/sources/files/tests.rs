@@ -287,18 +287,18 @@ fn tails_from_the_beginning() {
 }
 
 #[test]
-fn checkpoint_format_and_group_marker() {
+fn checkpoint_format_and_pattern_marker() {
     let mut env = Env::new();
     let app = env.log("app.log");
     let content = lines(0..40); // > 256 bytes: fingerprinted
     fs::write(&app, &content).unwrap();
     let cfg = group(&[&env.log("*.log")]);
-    let gid = group_id(&cfg.paths);
+    let pattern = cfg.paths[0].clone();
     let run = env.start(vec![cfg]);
     env.wait_read(&app);
     run.stop();
     let m = fs::metadata(&app).unwrap();
-    let key = format!("file:{gid}:{}:{}", m.dev(), m.ino());
+    let key = format!("file:{}:{}", m.dev(), m.ino());
     let value = env
         .buffer
         .checkpoint(&key)
@@ -313,9 +313,9 @@ fn checkpoint_format_and_group_marker() {
     assert_eq!(json["ino"], m.ino());
     let marker = env
         .buffer
-        .checkpoint(&format!("filegroup:{gid}"))
+        .checkpoint(&format!("filepattern:{pattern}"))
         .unwrap()
-        .expect("group marker");
+        .expect("pattern marker");
     let marker: serde_json::Value = serde_json::from_slice(&marker).unwrap();
     assert_eq!(marker["start_at"], "beginning");
 }
@@ -730,14 +730,11 @@ fn a_full_buffer_blocks_and_the_checkpoint_does_not_advance() {
     let app = env.log("app.log");
     fs::write(&app, lines(0..100)).unwrap();
     let cfg = group(&[&app]);
-    let gid = group_id(&cfg.paths);
+    let marker = format!("filepattern:{}", cfg.paths[0]);
     // Room for the starting positions (no events), not for a chunk.
     let run = env.start_with(vec![cfg.clone()], 64);
-    env.wait_until("the group marker", |e| {
-        e.buffer
-            .checkpoint(&format!("filegroup:{gid}"))
-            .unwrap()
-            .is_some()
+    env.wait_until("the pattern marker", |e| {
+        e.buffer.checkpoint(&marker).unwrap().is_some()
     });
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(env.checkpoint(&app).map(|c| c.offset), Some(0));
@@ -749,4 +746,180 @@ fn a_full_buffer_blocks_and_the_checkpoint_does_not_advance() {
     let _run = env.start(vec![cfg]);
     env.wait_read(&app);
     assert_eq!(env.bodies(), names(0..100));
+}
+
+/// The `service` label of each event read from files whose path ends with `name`.
+fn services_of(env: &mut Env, name: &str) -> Vec<String> {
+    env.drain();
+    env.got
+        .iter()
+        .zip(&env.raw)
+        .filter(|(g, _)| g.path.ends_with(name))
+        .map(|(_, raw)| {
+            let v: serde_json::Value = serde_json::from_str(raw).unwrap();
+            v["labels"]["service"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn editing_the_groups_reads_nothing_twice_and_skips_nothing() {
+    let mut env = Env::new();
+    let (a, b, c) = (env.log("a.log"), env.log("b.log"), env.log("c.log"));
+    fs::write(&a, lines(0..3)).unwrap();
+    let run = env.start(vec![group(&[&a])]);
+    env.wait_read(&a);
+    run.stop();
+
+    // A pattern added to the group: a.log goes on from its checkpoint (also what it got
+    // meanwhile); b.log is new to the configuration, so its group's start_at applies.
+    append(&a, lines(3..5).as_bytes());
+    fs::write(&b, "b0\n").unwrap();
+    let run = env.start(vec![group(&[&a, &b])]);
+    env.wait_read(&a);
+    env.wait_read(&b);
+    run.stop();
+    assert_eq!(env.bodies_of("a.log"), names(0..5));
+    assert_eq!(env.bodies_of("b.log"), ["b0"]);
+
+    // Split into two groups, reordered, with start_at = end and a new pattern: the files
+    // already read go on from their checkpoints; only c.log starts at its end.
+    append(&a, b"a5\n");
+    append(&b, b"b1\n");
+    fs::write(&c, "c-old\n").unwrap();
+    let mut gb = group(&[&b, &c]);
+    gb.start_at = StartAt::End;
+    gb.labels.insert("service".into(), "second".into());
+    let mut ga = group(&[&a]);
+    ga.start_at = StartAt::End;
+    let run = env.start(vec![gb, ga]);
+    env.wait_read(&a);
+    env.wait_read(&b);
+    env.wait_offset(&c, 6);
+    append(&c, b"c-new\n");
+    env.wait_read(&c);
+    run.stop();
+    let mut want_a = names(0..5);
+    want_a.push("a5".into());
+    assert_eq!(env.bodies_of("a.log"), want_a);
+    assert_eq!(env.bodies_of("b.log"), ["b0", "b1"]);
+    assert_eq!(env.bodies_of("c.log"), ["c-new"]);
+}
+
+#[test]
+fn a_file_matched_by_two_groups_is_read_once_by_the_first() {
+    let mut env = Env::new();
+    let app = env.log("app.log");
+    fs::write(&app, lines(0..3)).unwrap();
+    let first = group(&[&env.log("*.log")]);
+    let mut second = group(&[&app]);
+    second.labels.insert("service".into(), "second".into());
+    let run = env.start(vec![first.clone(), second.clone()]);
+    env.wait_read(&app);
+    append(&app, lines(3..5).as_bytes());
+    env.wait_read(&app);
+    // A file created later too.
+    let late = env.log("late.log");
+    let mut late_group = group(&[&late]);
+    late_group.labels.insert("service".into(), "late".into());
+    run.stop();
+    let run = env.start(vec![first, second, late_group]);
+    fs::write(&late, "l0\n").unwrap();
+    env.wait_read(&late);
+    run.stop();
+    assert_eq!(env.bodies_of("app.log"), names(0..5));
+    assert!(services_of(&mut env, "app.log").iter().all(|s| s == "test"));
+    assert_eq!(env.bodies_of("late.log"), ["l0"]);
+    assert_eq!(services_of(&mut env, "late.log"), ["test"]);
+}
+
+#[test]
+fn checkpoints_of_the_per_group_layout_are_rewritten_and_go_on() {
+    let mut env = Env::new();
+    let app = env.log("app.log");
+    fs::write(&app, lines(0..3)).unwrap();
+    let cfg = group(&[&env.log("*.log")]);
+    // What an agent of the per-group layout left: app.log read to offset 14 ("line 0\n"
+    // and "line 1\n"), its group started.
+    let m = fs::metadata(&app).unwrap();
+    let key = FileKey::of(&m);
+    let legacy = |gid: &str| format!("file:{gid}:{}:{}", m.dev(), m.ino());
+    let old =
+        |offset| FileCheckpoint::encode(&app.to_string_lossy(), key, offset, Head::NONE, false);
+    let marker = format!(
+        r#"{{"paths":[{:?}],"start_at":"end","started":"2026-01-01T00:00:00Z"}}"#,
+        cfg.paths[0]
+    );
+    env.buffer
+        .append(
+            &crate::chunk::Chunk::new(),
+            &[
+                (legacy("00000000000000aa"), Some(old(14))),
+                // The same file under a second group that was behind.
+                (legacy("00000000000000bb"), Some(old(7))),
+                (
+                    "filegroup:00000000000000aa".into(),
+                    Some(marker.into_bytes()),
+                ),
+            ],
+        )
+        .unwrap();
+    let run = env.start(vec![cfg.clone()]);
+    env.wait_read(&app);
+    run.stop();
+    assert_eq!(
+        env.bodies(),
+        ["line 2"],
+        "read on from the furthest old position"
+    );
+    let keys: Vec<String> = env
+        .buffer
+        .checkpoints("file")
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            format!("file:{}:{}", m.dev(), m.ino()),
+            format!("filepattern:{}", cfg.paths[0]),
+        ]
+    );
+}
+
+#[test]
+fn a_rotated_file_another_group_matches_is_taken_over_from_its_checkpoint() {
+    let mut env = Env::new();
+    let (app, app1) = (env.log("app.log"), env.log("app.log.1"));
+    fs::write(&app, lines(0..3)).unwrap();
+    let current = group(&[&app]);
+    let mut archive = group(&[&env.log("app.log.*")]);
+    archive.labels.insert("service".into(), "archive".into());
+    let _run = env.start(vec![current, archive]);
+    env.wait_read(&app);
+    // Renamed: the first group reads it until it has been quiet for rotate_wait, then the
+    // second group (whose pattern matches the new name) goes on from where it stopped.
+    fs::rename(&app, &app1).unwrap();
+    let mut written = 3;
+    let deadline = Instant::now() + WAIT;
+    while !services_of(&mut env, "app.log.1")
+        .iter()
+        .any(|s| s == "archive")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the archive group never read app.log.1"
+        );
+        append(&app1, lines(written..written + 1).as_bytes());
+        written += 1;
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    env.wait_read(&app1);
+    assert_eq!(env.bodies(), names(0..written));
+    let services = services_of(&mut env, "app.log");
+    assert!(services[..3].iter().all(|s| s == "test"), "{services:?}");
 }
