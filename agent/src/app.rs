@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use tokio::signal::unix::{signal, SignalKind};
@@ -35,6 +34,26 @@ enum Stop {
     Reload,
 }
 
+/// The emitter and shipper of a configuration: built (secrets and certificates read) before
+/// the configuration is used, so that a SIGHUP with one that cannot be used keeps the
+/// running one, and used as built.
+fn prepare(
+    config: &Config,
+    buffer: &Buffer,
+    metrics: &Arc<AgentMetrics>,
+) -> anyhow::Result<(Emitter, Shipper)> {
+    let emitter = Emitter::new(
+        buffer.clone(),
+        config.buffer.max_size.bytes(),
+        config.buffer.when_full,
+        metrics.clone(),
+        Arc::from(config.agent_id()),
+        config.agent.labels.clone(),
+    );
+    let shipper = Shipper::new(&config.ship, emitter.clone())?;
+    Ok((emitter, shipper))
+}
+
 /// Runs the agent until SIGTERM or SIGINT.
 pub async fn run(config_path: &Path, first: Config) -> anyhow::Result<()> {
     let buffer = open_buffer(&first)
@@ -44,27 +63,22 @@ pub async fn run(config_path: &Path, first: Config) -> anyhow::Result<()> {
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     let data_dir = first.agent.data_dir.clone();
+    let mut prepared = Some(prepare(&first, &buffer, &metrics)?);
     let mut config = first;
     loop {
-        let agent_id: Arc<str> = Arc::from(config.agent_id());
-        let emitter = Emitter::new(
-            buffer.clone(),
-            config.buffer.max_size.bytes(),
-            config.buffer.when_full,
-            metrics.clone(),
-            agent_id.clone(),
-            config.agent.labels.clone(),
-        );
+        let (emitter, shipper) = prepared.take().expect("prepared before each run");
+        let agent_id = emitter.agent_id().clone();
         let (stop_sources, sources_stop) = Shutdown::new();
-        let (stop_shipper, shipper_stop) = Shutdown::new();
-        let shipper = Shipper::new(&config.ship, emitter.clone())?;
+        let (drain_shipper, shipper_drain) = Shutdown::new();
+        let (abort_shipper, shipper_abort) = Shutdown::new();
+        let (stop_admin, admin_stop) = Shutdown::new();
         let drain = config.ship.shutdown_timeout.get();
-        let ship_task = tokio::spawn(shipper.run(shipper_stop.clone(), drain));
+        let ship_task = tokio::spawn(shipper.run(shipper_drain, shipper_abort, drain));
         let admin = config.self_metrics.enabled.then(|| {
             tokio::spawn(crate::admin::serve(
                 config.self_metrics.listen,
                 emitter.clone(),
-                shipper_stop.clone(),
+                admin_stop,
             ))
         });
         let sources = crate::sources::start_all(&config, &emitter, &sources_stop)
@@ -79,12 +93,13 @@ pub async fn run(config_path: &Path, first: Config) -> anyhow::Result<()> {
                     Err(errors) => tracing::error!("SIGHUP: the new configuration is not valid, keeping the running one:\n{errors}"),
                     // Secrets and certificates are read now, while the old configuration
                     // still runs: a key file that cannot be read keeps it running.
-                    Ok(new) => match Shipper::new(&new.ship, emitter.clone()) {
+                    Ok(new) => match prepare(&new, &buffer, &metrics) {
                         Err(e) => tracing::error!("SIGHUP: the new [ship] section cannot be used, keeping the running configuration: {e:#}"),
-                        Ok(_) => {
+                        Ok(next) => {
                             if new.agent.data_dir != data_dir {
                                 tracing::warn!("SIGHUP: agent.data_dir changed; that takes a restart (still using {})", data_dir.display());
                             }
+                            prepared = Some(next);
                             config = new;
                             break Stop::Reload;
                         }
@@ -101,7 +116,8 @@ pub async fn run(config_path: &Path, first: Config) -> anyhow::Result<()> {
                     signal,
                     "stopping: sending what is buffered (up to ship.shutdown_timeout)"
                 );
-                stop_shipper.trigger();
+                drain_shipper.trigger();
+                stop_admin.trigger();
                 let _ = ship_task.await;
                 if let Some(a) = admin {
                     let _ = a.await;
@@ -111,10 +127,13 @@ pub async fn run(config_path: &Path, first: Config) -> anyhow::Result<()> {
                 return Ok(());
             }
             Stop::Reload => {
-                // In-flight sends are abandoned, not lost: their batches stay in the buffer
-                // and are resent under the same ids by the new shipper.
-                stop_shipper.trigger();
-                let _ = tokio::time::timeout(Duration::from_secs(35), ship_task).await;
+                // The old shipper stops at once (no drain) and is awaited before the new
+                // one starts, so that two never send side by side. Sends in flight are
+                // abandoned, not lost: their batches stay in the buffer and the new
+                // shipper sends them first, under the same ids.
+                abort_shipper.trigger();
+                stop_admin.trigger();
+                let _ = ship_task.await;
                 if let Some(a) = admin {
                     let _ = a.await;
                 }

@@ -45,12 +45,13 @@ impl Shutdown {
         (ShutdownTrigger { tx }, Shutdown { rx })
     }
 
-    /// Whether shutdown was requested.
+    /// Whether shutdown was requested. A trigger dropped without being triggered counts as
+    /// triggered (whoever could stop us is gone), as it does for [`Shutdown::wait`].
     pub fn is_triggered(&self) -> bool {
-        *self.rx.borrow()
+        *self.rx.borrow() || self.rx.has_changed().is_err()
     }
 
-    /// Waits until shutdown is requested.
+    /// Waits until shutdown is requested (or the trigger is dropped).
     pub async fn wait(&mut self) {
         let _ = self.rx.wait_for(|v| *v).await;
     }

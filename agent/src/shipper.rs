@@ -169,8 +169,9 @@ impl Shipper {
     }
 
     /// Sends until `shutdown`; then, for at most `drain`, cuts and sends what is left.
-    /// Whatever is still unsent stays in the buffer for the next start.
-    pub async fn run(self, shutdown: Shutdown, drain: Duration) {
+    /// `abort` stops at once (a reload): sends in flight are abandoned. Whatever is still
+    /// unsent stays in the buffer and is sent under the same ids by the next shipper.
+    pub async fn run(self, shutdown: Shutdown, abort: Shutdown, drain: Duration) {
         let (stop_sends, sends_stop) = Shutdown::new();
         // Batches being sent; any other stored batch (cut before the last stop, split, or
         // replayed from the dead letters while running) is picked up when a slot is free.
@@ -178,8 +179,14 @@ impl Shipper {
         let mut tasks: JoinSet<BatchPos> = JoinSet::new();
         let mut draining_since: Option<Instant> = None;
         let mut shutdown = shutdown;
+        let mut abort = abort;
         let mut announced = false;
         loop {
+            if abort.is_triggered() {
+                stop_sends.trigger();
+                while tasks.join_next().await.is_some() {}
+                break;
+            }
             let draining = draining_since.is_some();
             // Fill the in-flight slots: stored batches first (in queue order), then new cuts.
             while tasks.len() < self.cfg.max_in_flight {
@@ -246,6 +253,7 @@ impl Shipper {
                 _ = shutdown.wait(), if !draining => {
                     draining_since = Some(Instant::now());
                 }
+                _ = abort.wait() => {}
             }
         }
         if let Err(e) = self.sender.buffer.flush() {
@@ -266,7 +274,12 @@ impl Sender {
             }
             attempt += 1;
             let started = Instant::now();
-            let outcome = self.send(&batch).await;
+            // Stopping abandons a request in flight: the batch stays in the buffer and is
+            // sent again under the same id (the ingest's dedupe makes that safe).
+            let outcome = tokio::select! {
+                o = self.send(&batch) => o,
+                _ = stop.wait() => return,
+            };
             self.metrics
                 .send_seconds
                 .observe(started.elapsed().as_secs_f64());

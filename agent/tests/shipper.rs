@@ -146,10 +146,12 @@ async fn delivers_every_event_once_and_empties_the_buffer() {
         emit(&a, k * 100..(k + 1) * 100);
     }
     let (stop, s) = Shutdown::new();
+    // Never triggered: these tests stop by draining (SIGTERM), not by a reload.
+    let (_abort, no_abort) = Shutdown::new();
     let task = tokio::spawn(
         Shipper::new(&a.config.ship, a.emitter.clone())
             .unwrap()
-            .run(s, Duration::from_secs(5)),
+            .run(s, no_abort, Duration::from_secs(5)),
     );
     assert_eq!(wait_for(ingest.port, 400).await, expected(0..400));
     stop.trigger();
@@ -178,10 +180,12 @@ async fn an_outage_is_retried_and_nothing_is_doubled() {
     let a = agent(dir.path(), port, KEY, "");
     emit(&a, 0..300);
     let (stop, s) = Shutdown::new();
+    // Never triggered: these tests stop by draining (SIGTERM), not by a reload.
+    let (_abort, no_abort) = Shutdown::new();
     let task = tokio::spawn(
         Shipper::new(&a.config.ship, a.emitter.clone())
             .unwrap()
-            .run(s, Duration::from_secs(5)),
+            .run(s, no_abort, Duration::from_secs(5)),
     );
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert!(
@@ -217,10 +221,12 @@ async fn too_large_batches_are_split_until_they_fit() {
     );
     emit(&a, 0..400); // ~40 KB uncompressed: must be split at least three times
     let (stop, s) = Shutdown::new();
+    // Never triggered: these tests stop by draining (SIGTERM), not by a reload.
+    let (_abort, no_abort) = Shutdown::new();
     let task = tokio::spawn(
         Shipper::new(&a.config.ship, a.emitter.clone())
             .unwrap()
-            .run(s, Duration::from_secs(5)),
+            .run(s, no_abort, Duration::from_secs(5)),
     );
     let got = wait_for(ingest.port, 400).await;
     let mut sorted = got.clone();
@@ -250,10 +256,12 @@ async fn a_refused_batch_goes_to_the_dead_letters_with_the_reason_and_can_be_rep
     let (_t, s0) = Shutdown::new();
     a.emitter.emit_blocking("test", &bad, &[], &s0).unwrap();
     let (stop, s) = Shutdown::new();
+    // Never triggered: these tests stop by draining (SIGTERM), not by a reload.
+    let (_abort, no_abort) = Shutdown::new();
     let task = tokio::spawn(
         Shipper::new(&a.config.ship, a.emitter.clone())
             .unwrap()
-            .run(s, Duration::from_secs(5)),
+            .run(s, no_abort, Duration::from_secs(5)),
     );
     let deadline = Instant::now() + Duration::from_secs(20);
     while a.buffer.dead_letters().unwrap().is_empty() && Instant::now() < deadline {
@@ -293,10 +301,12 @@ async fn a_wrong_key_is_retried_not_dead_lettered() {
     let a = agent(dir.path(), ingest.port, "lo_wrong", "");
     emit(&a, 0..10);
     let (stop, s) = Shutdown::new();
+    // Never triggered: these tests stop by draining (SIGTERM), not by a reload.
+    let (_abort, no_abort) = Shutdown::new();
     let task = tokio::spawn(
         Shipper::new(&a.config.ship, a.emitter.clone())
             .unwrap()
-            .run(s, Duration::from_millis(200)),
+            .run(s, no_abort, Duration::from_millis(200)),
     );
     let deadline = Instant::now() + Duration::from_secs(20);
     while a.emitter.metrics().batches_retried.get() < 3 && Instant::now() < deadline {
@@ -330,10 +340,12 @@ async fn shutdown_sends_what_is_queued_before_exiting() {
     );
     emit(&a, 0..123);
     let (stop, s) = Shutdown::new();
+    // Never triggered: these tests stop by draining (SIGTERM), not by a reload.
+    let (_abort, no_abort) = Shutdown::new();
     stop.trigger();
     Shipper::new(&a.config.ship, a.emitter.clone())
         .unwrap()
-        .run(s, Duration::from_secs(5))
+        .run(s, no_abort, Duration::from_secs(5))
         .await;
     assert_eq!(stored(ingest.port).await, expected(0..123));
     ingest

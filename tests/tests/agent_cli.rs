@@ -368,8 +368,7 @@ fn mtls_delivers_and_a_missing_client_certificate_is_retried_not_dead_lettered()
     let bad_file = dir.path().join("bad.log");
     let bad_lines = lines("mtls-nocert", 0, 20);
     append_lines(&bad_file, &bad_lines);
-    // A reload waits for the old shipper to drain (up to shutdown_timeout, retrying while
-    // the ingest refuses): keep that short.
+    // (A reload stops the old shipper at once; shutdown_timeout only bounds SIGTERM.)
     let mut bad = AgentHarness::start(
         target,
         tail("mtls-nocert", &bad_file).ship("shutdown_timeout", "2s"),
@@ -470,6 +469,60 @@ impl Appender {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         self.handle.join().expect("the appender thread")
     }
+}
+
+/// SIGHUP while the ingest is down and `shutdown_timeout` is long: the old shipper used to
+/// drain (retrying) for up to `shutdown_timeout` while the reload waited at most 35 s and
+/// then started a second shipper beside it. The old shipper now stops at once, and the new
+/// one starts after it: the reload is prompt, and the batches held back arrive once, in
+/// order.
+#[test]
+fn sighup_while_the_ingest_is_down_reloads_at_once_and_delivers_once_in_order() {
+    let mut ingest = ingest();
+    let key = ingest.tenant("acme").key.clone();
+    let dir = logs_dir();
+    let file = dir.path().join("app.log");
+    let mut want = lines("hup-down", 0, 30);
+    append_lines(&file, &want);
+    let mut agent = AgentHarness::start(
+        ShipTarget::of(&ingest, "acme"),
+        tail("hup-down", &file)
+            .ship("shutdown_timeout", "60s")
+            .ship("backoff_max", "1s"),
+    );
+    wait_logs(ingest.client(), &key, "the first 30 lines", ARRIVE, |l| {
+        bodies_of(l, "hup-down").len() >= 30
+    });
+    let status = ingest.sigterm_and_wait();
+    assert!(status.success(), "ingest exit: {status}");
+    let more = lines("hup-down", 30, 40);
+    append_lines(&file, &more);
+    want.extend(more);
+    agent.wait_for_log("send failed, will retry", ARRIVE);
+
+    // Well within shutdown_timeout (60 s) and the old 35 s wait.
+    agent.reconfigure(|o| o.ship_raw("batch_max_events", "7"));
+    agent.sighup();
+    agent.wait_for_log("configuration reloaded", Duration::from_secs(15));
+    let more = lines("hup-down", 70, 20);
+    append_lines(&file, &more);
+    want.extend(more);
+
+    ingest.start_again();
+    let logs = wait_logs(ingest.client(), &key, "all 90 lines", ARRIVE, |l| {
+        bodies_of(l, "hup-down").len() >= 90
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let logs = {
+        let again = wait_logs(ingest.client(), &key, "a query", ARRIVE, |_| true);
+        if again.len() >= logs.len() {
+            again
+        } else {
+            logs
+        }
+    };
+    assert_exactly(&logs, "hup-down", &want);
+    drop(agent);
 }
 
 /// What an operator sees when the ingest refuses the agent's missing client certificate.
