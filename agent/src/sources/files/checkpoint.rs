@@ -26,6 +26,11 @@ use super::identity::{fingerprint_hex, parse_fingerprint, FileKey, Head, FINGERP
 pub(crate) struct FileCheckpoint {
     /// Where the file was when the checkpoint was written (lossy if not UTF-8).
     pub path: String,
+    /// The name under which a group's pattern matched it, when the file has moved on since
+    /// (rotated out of the patterns): after a restart, the group that matches this name
+    /// finishes the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched: Option<String>,
     /// Byte offset just after the last line in the buffer.
     pub offset: u64,
     /// Hex hash of the file's first `head_bytes` bytes ([`Head`]); absent when none were
@@ -60,11 +65,25 @@ impl FileCheckpoint {
         }
     }
 
-    /// The JSON value.
-    pub fn encode(path: &str, key: FileKey, offset: u64, head: Head, mid_line: bool) -> Vec<u8> {
+    /// The name a group matched the file under (see `matched`).
+    pub fn matched_path(&self) -> &str {
+        self.matched.as_deref().unwrap_or(&self.path)
+    }
+
+    /// The JSON value; `matched` is left out when it is `path`.
+    pub fn encode(
+        path: &str,
+        matched: &str,
+        key: FileKey,
+        offset: u64,
+        head: Head,
+        mid_line: bool,
+    ) -> Vec<u8> {
         #[derive(Serialize)]
         struct Borrowed<'a> {
             path: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            matched: Option<&'a str>,
             offset: u64,
             fingerprint: Option<String>,
             #[serde(skip_serializing_if = "Option::is_none")]
@@ -76,6 +95,7 @@ impl FileCheckpoint {
         }
         serde_json::to_vec(&Borrowed {
             path,
+            matched: (matched != path).then_some(matched),
             offset,
             fingerprint: (head.len > 0).then(|| fingerprint_hex(head.hash)),
             head_bytes: (head.len > 0 && !head.is_full()).then_some(head.len),
@@ -253,7 +273,7 @@ mod tests {
             len: 256,
             hash: 0xab,
         };
-        let v = FileCheckpoint::encode("/var/log/a.log", key, 120, full, false);
+        let v = FileCheckpoint::encode("/var/log/a.log", "/var/log/a.log", key, 120, full, false);
         assert_eq!(
             std::str::from_utf8(&v).unwrap(),
             r#"{"path":"/var/log/a.log","offset":120,"fingerprint":"00000000000000ab","dev":2049,"ino":77}"#
@@ -262,12 +282,13 @@ mod tests {
         assert_eq!(cp.offset, 120);
         assert_eq!(cp.head(), full);
         assert!(!cp.mid_line);
-        let v = FileCheckpoint::encode("/a", key, 5, Head::NONE, true);
+        let v = FileCheckpoint::encode("/a.1", "/a", key, 5, Head::NONE, true);
         let cp = FileCheckpoint::decode(&v).unwrap();
         assert_eq!((cp.head(), cp.mid_line), (Head::NONE, true));
+        assert_eq!((cp.path.as_str(), cp.matched_path()), ("/a.1", "/a"));
         // A head shorter than 256 bytes says how long it is.
         let short = Head::of_bytes(b"t0000\n");
-        let v = FileCheckpoint::encode("/a", key, 6, short, false);
+        let v = FileCheckpoint::encode("/a", "/a", key, 6, short, false);
         assert!(std::str::from_utf8(&v)
             .unwrap()
             .contains(r#""head_bytes":6"#));
@@ -275,7 +296,14 @@ mod tests {
     }
 
     fn cp(path: &str, offset: u64) -> Vec<u8> {
-        FileCheckpoint::encode(path, FileKey { dev: 1, ino: 2 }, offset, Head::NONE, false)
+        FileCheckpoint::encode(
+            path,
+            path,
+            FileKey { dev: 1, ino: 2 },
+            offset,
+            Head::NONE,
+            false,
+        )
     }
 
     #[test]

@@ -672,21 +672,36 @@ impl Ctx {
         let left: Vec<(FileKey, FileCheckpoint)> = self.saved.drain().collect();
         for (key, cp) in left {
             let at_path = Path::new(&cp.path);
-            if is_at(at_path, key) {
-                // Still there: could not be opened (kept for the retries), or no group
-                // reads it now (kept, so that one that does later goes on from here).
+            let here = is_at(at_path, key);
+            if here && groups.iter().any(|g| g.patterns.matches(at_path)) {
+                // At a matching path but could not be opened: kept for the retries.
                 self.saved.insert(key, cp);
                 continue;
             }
-            // Renamed while we were down: the first group that matched its old name
-            // finishes it.
-            let finished = groups
-                .iter_mut()
-                .find(|g| g.patterns.matches(at_path))
-                .and_then(|g| {
-                    let moved = find_moved(&cp, key)?;
-                    self.open_moved(g, &moved, key, &cp, now)
+            // Rotated out of the patterns (before the stop, or while stopped): the first
+            // group that matches the name it was read under finishes it (for checkpoints
+            // of earlier versions, which lack that name, a group watching its directory).
+            let matched = Path::new(cp.matched_path());
+            let finisher = groups
+                .iter()
+                .position(|g| g.patterns.matches(matched))
+                .or_else(|| {
+                    let dir = matched.parent()?;
+                    groups.iter().position(|g| g.patterns.is_watch_dir(dir))
                 });
+            let Some(i) = finisher else {
+                if here {
+                    // No group reads it now: kept, so that one that does later goes on
+                    // from here.
+                    self.saved.insert(key, cp);
+                } else {
+                    tracing::info!(path = %cp.path, "files: forgetting the checkpoint of a file no group reads and that is gone");
+                    updates.push((checkpoint::file_key(key), None));
+                }
+                continue;
+            };
+            let finished = find_moved(&cp, key)
+                .and_then(|p| self.open_moved(&mut groups[i], &p, key, &cp, now));
             match finished {
                 Some(p) => tracing::info!(path = %p.display(), was = %cp.path, offset = cp.offset,
                     "files: finishing a file renamed while the agent was stopped"),
@@ -785,6 +800,7 @@ impl Ctx {
         }
         let mut t = Tail::new(file, key, path.to_owned(), offset, mid, head, size);
         t.dirty = head != cp.head() || path.to_string_lossy() != cp.path.as_str();
+        t.set_matched(cp.matched_path());
         t.rotated = Some(now);
         g.files.insert(key, t);
         self.owners.insert(key, g.index);
@@ -933,7 +949,7 @@ impl Ctx {
             // A file we read, under a (new) matching name: go on with it.
             g.by_path.insert(path.to_owned(), key);
             if t.rotated.take().is_some() || !is_at(&t.path, key) {
-                t.set_path(path.to_owned());
+                t.set_matched_path(path.to_owned());
             }
             return Ok(Some(key));
         }
@@ -951,7 +967,7 @@ impl Ctx {
         {
             // Still under another matching name (a hard link).
             if let Some(t) = g.files.get_mut(&key) {
-                t.set_path(alias);
+                t.set_matched_path(alias);
             }
             return Ok(());
         }

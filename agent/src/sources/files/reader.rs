@@ -189,6 +189,8 @@ pub(crate) struct Tail {
     /// `file:<dev>:<ino>`.
     pub cp_key: String,
     path_str: String,
+    /// The last path under which the group's patterns matched it.
+    matched: String,
     attrs_prefix: String,
     /// Next byte to read.
     pub read_pos: u64,
@@ -235,6 +237,7 @@ impl Tail {
             path: PathBuf::new(),
             cp_key: file_key(key),
             path_str: String::new(),
+            matched: String::new(),
             attrs_prefix: String::new(),
             read_pos: offset,
             committed: offset,
@@ -249,11 +252,29 @@ impl Tail {
             retry_at: None,
             behind: None,
         };
-        t.set_path(path);
+        t.set_matched_path(path);
         t
     }
 
-    /// Records a new path (the checkpoint is rewritten with it).
+    /// Records a new path that the group's patterns match.
+    pub fn set_matched_path(&mut self, path: PathBuf) {
+        self.set_path(path);
+        if self.matched != self.path_str {
+            self.matched = self.path_str.clone();
+            self.dirty = true;
+        }
+    }
+
+    /// Records the path under which the group last matched it (from a checkpoint).
+    pub fn set_matched(&mut self, matched: &str) {
+        if self.matched != matched {
+            self.matched = matched.to_owned();
+            self.dirty = true;
+        }
+    }
+
+    /// Records a new path, e.g. where it was rotated to (the checkpoint is rewritten with
+    /// it).
     pub fn set_path(&mut self, path: PathBuf) {
         if path == self.path {
             return;
@@ -274,7 +295,14 @@ impl Tail {
 
     /// The checkpoint value for `offset`.
     pub fn checkpoint(&self, offset: u64, mid_line: bool) -> Vec<u8> {
-        FileCheckpoint::encode(&self.path_str, self.key, offset, self.head, mid_line)
+        FileCheckpoint::encode(
+            &self.path_str,
+            &self.matched,
+            self.key,
+            offset,
+            self.head,
+            mid_line,
+        )
     }
 
     /// Drops what was read past the checkpoint (it is read again).

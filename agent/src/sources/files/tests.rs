@@ -507,6 +507,35 @@ fn rename_while_stopped_finishes_the_old_file_from_its_checkpoint() {
 }
 
 #[test]
+fn a_rotated_file_still_being_read_at_a_stop_is_finished_after_the_restart() {
+    let mut env = Env::new();
+    let app = env.log("app.log");
+    fs::write(&app, "1\n2\n").unwrap();
+    let mut cfg = group(&[&env.log("*.log")]);
+    cfg.labels.insert("service".into(), "mine".into());
+    cfg.rotate_wait = HumanDuration::secs(60);
+    // Another group in the same directory: the file goes back to the one that read it.
+    let mut other = group(&[&env.log("*.txt")]);
+    other.labels.insert("service".into(), "other".into());
+    let groups = vec![other, cfg];
+    let run = env.start(groups.clone());
+    env.wait_read(&app);
+    // Rotated while running: read on through its descriptor (its checkpoint now names
+    // app.log.1, which no pattern matches) ...
+    let rotated = env.log("app.log.1");
+    fs::rename(&app, &rotated).unwrap();
+    append(&rotated, b"3\n");
+    env.wait_read(&rotated);
+    // ... and stopped before it was quiet for rotate_wait.
+    run.stop();
+    append(&rotated, b"4\n");
+    let _run = env.start(groups);
+    env.wait_read(&rotated);
+    assert_eq!(env.bodies(), ["1", "2", "3", "4"]);
+    assert!(services_of(&mut env, "app.log.1").iter().all(|s| s == "mine"));
+}
+
+#[test]
 fn checkpoints_of_files_that_are_gone_are_forgotten() {
     let mut env = Env::new();
     let app = env.log("app.log");
@@ -847,8 +876,10 @@ fn checkpoints_of_the_per_group_layout_are_rewritten_and_go_on() {
     let m = fs::metadata(&app).unwrap();
     let key = FileKey::of(&m);
     let legacy = |gid: &str| format!("file:{gid}:{}:{}", m.dev(), m.ino());
-    let old =
-        |offset| FileCheckpoint::encode(&app.to_string_lossy(), key, offset, Head::NONE, false);
+    let old = |offset| {
+        let p = app.to_string_lossy();
+        FileCheckpoint::encode(&p, &p, key, offset, Head::NONE, false)
+    };
     let marker = format!(
         r#"{{"paths":[{:?}],"start_at":"end","started":"2026-01-01T00:00:00Z"}}"#,
         cfg.paths[0]
