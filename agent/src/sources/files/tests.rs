@@ -532,7 +532,9 @@ fn a_rotated_file_still_being_read_at_a_stop_is_finished_after_the_restart() {
     let _run = env.start(groups);
     env.wait_read(&rotated);
     assert_eq!(env.bodies(), ["1", "2", "3", "4"]);
-    assert!(services_of(&mut env, "app.log.1").iter().all(|s| s == "mine"));
+    assert!(services_of(&mut env, "app.log.1")
+        .iter()
+        .all(|s| s == "mine"));
 }
 
 #[test]
