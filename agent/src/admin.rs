@@ -67,11 +67,8 @@ struct ReplayParams {
 }
 
 async fn replay(State(s): State<AdminState>, Query(p): Query<ReplayParams>) -> Response {
-    match s.buffer.replay(p.seq) {
-        Ok(n) => {
-            s.emitter.space_freed();
-            Json(serde_json::json!({ "replayed": n })).into_response()
-        }
+    match s.emitter.replay(p.seq) {
+        Ok(n) => Json(serde_json::json!({ "replayed": n })).into_response(),
         Err(e) => internal(e),
     }
 }

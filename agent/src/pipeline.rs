@@ -226,7 +226,22 @@ impl Emitter {
         self.inner.space.1.notify_all();
     }
 
-    /// Resolves when a source appended events since the last call (for the shipper).
+    /// Wakes the shipper to look at the buffer again.
+    pub fn wake_shipper(&self) {
+        self.inner.data.notify_one();
+    }
+
+    /// Moves dead letters (one, or all) back to be sent again by the running shipper
+    /// ([`Buffer::replay`]), and wakes it. Returns how many moved.
+    pub fn replay(&self, seq: Option<u64>) -> Result<usize, BufferError> {
+        let n = self.inner.buffer.replay(seq)?;
+        self.space_freed();
+        self.wake_shipper();
+        Ok(n)
+    }
+
+    /// Resolves when a source appended events (or [`Emitter::wake_shipper`] was called)
+    /// since the last call (for the shipper; a wake-up while it was busy is kept).
     pub async fn data_arrived(&self) {
         self.inner.data.notified().await;
     }

@@ -26,6 +26,19 @@ use crate::config::ShipConfig;
 use crate::metrics::{AgentMetrics, ReasonLabels};
 use crate::pipeline::{Emitter, Shutdown};
 
+/// When the queued events are to be cut into a batch.
+enum Due {
+    /// Nothing is queued.
+    Nothing,
+    /// Now (enough events or bytes, or the oldest is `batch_max_age` old).
+    Now,
+    /// When the oldest will be `batch_max_age` old.
+    After(Duration),
+}
+
+/// How long the loop waits before trying again after the buffer failed to cut a batch.
+const CUT_RETRY: Duration = Duration::from_secs(1);
+
 /// How one send ended.
 #[derive(Debug)]
 enum Outcome {
@@ -142,21 +155,25 @@ impl Shipper {
         codec::encoding(self.cfg.compression)
     }
 
-    /// Whether queued events should be cut into a batch now (`final_flush`: anything queued).
-    fn due(&self, final_flush: bool) -> anyhow::Result<bool> {
+    /// When queued events should be cut into a batch (`final_flush`: anything queued, now).
+    fn due(&self, final_flush: bool) -> anyhow::Result<Due> {
         let b = &self.sender.buffer;
         if b.queued_events() == 0 {
-            return Ok(false);
+            return Ok(Due::Nothing);
         }
         if final_flush
             || b.queued_events() >= self.cfg.batch_max_events as u64
             || b.queued_bytes() >= self.cfg.batch_max_bytes.bytes()
         {
-            return Ok(true);
+            return Ok(Due::Now);
         }
         let now = jiff::Timestamp::now().as_millisecond().max(0) as u64;
         let oldest = b.oldest_chunk_ms()?.unwrap_or(now);
-        Ok(now.saturating_sub(oldest) >= self.cfg.batch_max_age.get().as_millis() as u64)
+        let age = Duration::from_millis(now.saturating_sub(oldest));
+        Ok(match self.cfg.batch_max_age.get().checked_sub(age) {
+            Some(left) if !left.is_zero() => Due::After(left),
+            _ => Due::Now,
+        })
     }
 
     fn cut(&self) -> anyhow::Result<Option<BatchRecord>> {
@@ -171,6 +188,10 @@ impl Shipper {
     /// Sends until `shutdown`; then, for at most `drain`, cuts and sends what is left.
     /// `abort` stops at once (a reload): sends in flight are abandoned. Whatever is still
     /// unsent stays in the buffer and is sent under the same ids by the next shipper.
+    ///
+    /// The loop sleeps until something happens — a source appended events (or dead letters
+    /// were replayed: [`Emitter::replay`]), a send ended, the oldest queued event
+    /// reaches `batch_max_age`, a stop — so an idle agent's shipper never wakes up.
     pub async fn run(self, shutdown: Shutdown, abort: Shutdown, drain: Duration) {
         let (stop_sends, sends_stop) = Shutdown::new();
         // Batches being sent; any other stored batch (cut before the last stop, split, or
@@ -182,6 +203,8 @@ impl Shipper {
         let mut abort = abort;
         let mut announced = false;
         loop {
+            // When to look again without an event (a batch that comes due, a retry).
+            let mut wake: Option<Instant> = None;
             if abort.is_triggered() {
                 stop_sends.trigger();
                 while tasks.join_next().await.is_some() {}
@@ -207,13 +230,19 @@ impl Shipper {
                         None
                     }),
                     None => {
-                        match self
-                            .due(draining)
-                            .and_then(|due| if due { self.cut() } else { Ok(None) })
-                        {
+                        let cut = self.due(draining).and_then(|due| match due {
+                            Due::Now => self.cut(),
+                            Due::After(d) => {
+                                wake = Some(Instant::now() + d);
+                                Ok(None)
+                            }
+                            Due::Nothing => Ok(None),
+                        });
+                        match cut {
                             Ok(b) => b,
                             Err(e) => {
                                 tracing::error!("cutting a batch: {e:#}");
+                                wake = Some(Instant::now() + CUT_RETRY);
                                 None
                             }
                         }
@@ -249,7 +278,8 @@ impl Shipper {
                     }
                 }
                 _ = self.sender.emitter.data_arrived() => {}
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = sleep_until(wake), if wake.is_some() => {}
+                _ = sleep_until(draining_since.map(|s| s + drain)), if draining => {}
                 _ = shutdown.wait(), if !draining => {
                     draining_since = Some(Instant::now());
                 }
@@ -428,6 +458,14 @@ impl Sender {
             return None;
         }
         crate::tls::probe(config, &self.url, self.connect_timeout).await
+    }
+}
+
+/// Sleeps until `at` (`None`: never; the branch using it is disabled then).
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }
 

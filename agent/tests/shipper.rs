@@ -279,7 +279,7 @@ async fn a_refused_batch_goes_to_the_dead_letters_with_the_reason_and_can_be_rep
     emit(&a, 1..51);
     assert_eq!(wait_for(ingest.port, 50).await, expected(1..51));
     // Replaying sends it again (and it is refused again, for the same reason).
-    assert_eq!(a.buffer.replay(None).unwrap(), 1);
+    assert_eq!(a.emitter.replay(None).unwrap(), 1);
     let deadline = Instant::now() + Duration::from_secs(20);
     while a.buffer.dead_letters().unwrap().is_empty() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -13,7 +13,7 @@
 //!
 //! ```text
 //! agent-bench [--lines 1000000] [--line-bytes 100] [--idle-secs 60] [--skip-idle]
-//!             [--agent PATH] [--ingest PATH]
+//!             [--skip-throughput] [--agent PATH] [--ingest PATH]
 //! ```
 
 use std::io::Write;
@@ -28,13 +28,14 @@ use logops_e2e::agent::{
 use logops_e2e::process::{dir_size, release_ingest_binary};
 use logops_e2e::{metric_sum, parse_prometheus, IngestHarness, IngestOptions, TenantSpec};
 
-const USAGE: &str = "usage: agent-bench [--lines N] [--line-bytes N] [--idle-secs N] [--skip-idle] [--agent PATH] [--ingest PATH]";
+const USAGE: &str = "usage: agent-bench [--lines N] [--line-bytes N] [--idle-secs N] [--skip-idle] [--skip-throughput] [--agent PATH] [--ingest PATH]";
 
 struct Args {
     lines: u64,
     line_bytes: usize,
     idle: Duration,
     skip_idle: bool,
+    skip_throughput: bool,
     agent: Option<PathBuf>,
     ingest: Option<PathBuf>,
 }
@@ -45,6 +46,7 @@ fn parse_args() -> anyhow::Result<Args> {
         line_bytes: 100,
         idle: Duration::from_secs(60),
         skip_idle: false,
+        skip_throughput: false,
         agent: None,
         ingest: None,
     };
@@ -57,6 +59,10 @@ fn parse_args() -> anyhow::Result<Args> {
             }
             "--skip-idle" => {
                 a.skip_idle = true;
+                continue;
+            }
+            "--skip-throughput" => {
+                a.skip_throughput = true;
                 continue;
             }
             _ => {}
@@ -313,7 +319,9 @@ fn main() -> anyhow::Result<()> {
         agent_bin.display(),
         ingest_bin.display()
     );
-    throughput(&args, agent_bin.clone(), ingest_bin.clone())?;
+    if !args.skip_throughput {
+        throughput(&args, agent_bin.clone(), ingest_bin.clone())?;
+    }
     if !args.skip_idle {
         idle(&args, agent_bin, ingest_bin)?;
     }
