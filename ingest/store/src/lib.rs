@@ -298,7 +298,11 @@ impl Store {
         let sender = sender.as_ref().ok_or(SubmitError::Closed)?;
         let queue_len = &self.shared().queue_len;
         queue_len.fetch_add(1, Ordering::Relaxed);
-        match sender.try_send(Job { batch, reply }) {
+        match sender.try_send(Job {
+            batch,
+            reply,
+            queued: std::time::Instant::now(),
+        }) {
             Ok(()) => Ok(outcome),
             Err(e) => {
                 queue_len.fetch_sub(1, Ordering::Relaxed);

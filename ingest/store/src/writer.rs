@@ -39,6 +39,22 @@ pub(crate) struct Job {
     pub(crate) batch: WriteBatch,
     /// Receives the outcome.
     pub(crate) reply: oneshot::Sender<Result<WriteOutcome, StoreError>>,
+    /// When it was queued (for the group's timing log).
+    pub(crate) queued: Instant,
+}
+
+/// Where one group's time went, logged at debug level (target `logops_store::timing`) to
+/// find where acknowledgement latency comes from.
+#[derive(Debug, Default)]
+struct GroupTimes {
+    /// Laying the lines out per stream and writing them to the segments.
+    write: Duration,
+    /// fdatasync of the touched segments.
+    segment_sync: Duration,
+    /// Commit record append + fdatasync.
+    log_sync: Duration,
+    /// Segment rotations (close records, new segment files, directory fsyncs).
+    rotate: Duration,
 }
 
 /// The writer's handle on a stream's active segment.
@@ -81,6 +97,7 @@ pub(crate) struct Writer {
     retention: Sender<RetentionMsg>,
     carry: Option<Job>,
     last_age_check: Instant,
+    times: GroupTimes,
 }
 
 fn reply(job: Job, outcome: Result<WriteOutcome, StoreError>) {
@@ -165,6 +182,7 @@ impl Writer {
             retention,
             carry: None,
             last_age_check: Instant::now(),
+            times: GroupTimes::default(),
         }
     }
 
@@ -190,13 +208,47 @@ impl Writer {
                     Err(RecvTimeoutError::Disconnected) => break,
                 },
             };
+            let started = Instant::now();
             let group = self.gather(first);
+            let timing = tracing::enabled!(target: "logops_store::timing", tracing::Level::DEBUG);
+            let summary = timing.then(|| {
+                let oldest = group.iter().map(|j| j.queued).min().unwrap_or(started);
+                let bytes: usize = group.iter().map(|j| j.batch.data.len()).sum();
+                (
+                    group.len(),
+                    bytes,
+                    started.saturating_duration_since(oldest),
+                )
+            });
+            self.times = GroupTimes::default();
             self.commit_group(group);
+            let committed = started.elapsed();
             if self.last_age_check.elapsed() >= tick {
+                let t = Instant::now();
                 self.rotate_due();
+                self.times.rotate += t.elapsed();
             }
-            if self.log.size() > self.shared.opts.commit_log_max_bytes {
+            let compacting = self.log.size() > self.shared.opts.commit_log_max_bytes;
+            if compacting {
                 self.compact();
+            }
+            if let Some((batches, bytes, waited)) = summary {
+                let us = |d: Duration| d.as_micros() as u64;
+                let t = &self.times;
+                debug!(
+                    target: "logops_store::timing",
+                    batches,
+                    bytes,
+                    oldest_wait_us = us(waited),
+                    commit_us = us(committed),
+                    write_us = us(t.write),
+                    segment_sync_us = us(t.segment_sync),
+                    log_sync_us = us(t.log_sync),
+                    rotate_us = us(t.rotate),
+                    compacted = compacting,
+                    total_us = us(started.elapsed()),
+                    "group"
+                );
             }
         }
         self.compact();
@@ -325,8 +377,12 @@ impl Writer {
     }
 
     fn write_group(&mut self, accepted: &[Job], now: u64) -> Result<(), StoreError> {
+        let t = Instant::now();
         let mut targets = Vec::new();
-        for p in Self::layout(accepted) {
+        let pending = Self::layout(accepted);
+        self.times.write += t.elapsed();
+        let t = Instant::now();
+        for p in pending {
             match self.take_active(&p.key, now) {
                 Ok(seg) => targets.push(Target {
                     key: p.key,
@@ -340,11 +396,13 @@ impl Writer {
                 }
             }
         }
+        self.times.rotate += t.elapsed();
 
         if let Err(e) = self.write_segments(&targets) {
             self.restore(targets, true);
             return Err(e);
         }
+        let t = Instant::now();
         let segments: Vec<(u64, u64)> = targets
             .iter()
             .map(|t| (t.seg.seq, t.seg.committed + t.buf.len() as u64))
@@ -361,6 +419,8 @@ impl Writer {
             self.restore(targets, true);
             return Err(e);
         }
+        self.times.log_sync += t.elapsed();
+        let t = Instant::now();
 
         self.publish(&mut targets, accepted, now);
         let max_bytes = self.shared.opts.segment_max_bytes;
@@ -373,11 +433,13 @@ impl Writer {
                 self.active.insert(t.key, t.seg);
             }
         }
+        self.times.rotate += t.elapsed();
         Ok(())
     }
 
     /// Writes each target's lines after its committed length and fdatasyncs the files.
-    fn write_segments(&self, targets: &[Target]) -> Result<(), StoreError> {
+    fn write_segments(&mut self, targets: &[Target]) -> Result<(), StoreError> {
+        let t = Instant::now();
         for t in targets {
             t.seg
                 .file
@@ -388,7 +450,10 @@ impl Writer {
             .iter()
             .map(|t| (&t.seg.file, t.seg.path.as_path()))
             .collect();
+        self.times.write += t.elapsed();
+        let t = Instant::now();
         sync_files(&files, self.observer())?;
+        self.times.segment_sync += t.elapsed();
         Counters::add(&self.shared.counters.segment_fsyncs, files.len() as u64);
         Ok(())
     }
