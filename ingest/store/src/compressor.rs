@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use tracing::{debug, error, info, warn};
 
-use crate::compress::compress_segment;
+use crate::compress::{compress_segment, FramePlan};
 use crate::error::StoreError;
 use crate::fsutil::{remove_if_exists, sync_dir};
 use crate::retention::RetentionMsg;
@@ -21,8 +21,8 @@ use crate::stats::Counters;
 
 /// Work for the compressor.
 pub(crate) enum CompressMsg {
-    /// Compress this closed segment.
-    Segment(u64),
+    /// Compress this closed segment, along the writer's plan if it has one.
+    Segment(u64, Option<FramePlan>),
     /// Stop (pending segments are compressed at the next open).
     Stop,
 }
@@ -34,11 +34,11 @@ pub(crate) fn run(
     retention: Sender<RetentionMsg>,
     stop: Arc<AtomicBool>,
 ) {
-    while let Ok(CompressMsg::Segment(seq)) = work.recv() {
+    while let Ok(CompressMsg::Segment(seq, plan)) = work.recv() {
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        match compress_one(&shared, seq) {
+        match compress_one(&shared, seq, plan.as_ref()) {
             Ok(true) => {
                 // Compression freed space; retention may have less to delete (or, for a
                 // segment that is already too old, more).
@@ -55,7 +55,7 @@ pub(crate) fn run(
 }
 
 /// Compresses segment `seq` if it is still closed and uncompressed; says whether it did.
-fn compress_one(shared: &Shared, seq: u64) -> Result<bool, StoreError> {
+fn compress_one(shared: &Shared, seq: u64, plan: Option<&FramePlan>) -> Result<bool, StoreError> {
     let Some(src) = lock(&shared.catalog)
         .get(seq)
         .filter(|m| m.closed && !m.compressed)
@@ -73,8 +73,8 @@ fn compress_one(shared: &Shared, seq: u64) -> Result<bool, StoreError> {
         src.committed_len,
         &tmp,
         shared.opts.compression_level,
-        src.created_ms,
-        src.last_write_ms,
+        (src.created_ms, src.last_write_ms),
+        plan,
     );
     let (index, size) = match compressed {
         Ok(done) => done,

@@ -271,7 +271,7 @@ impl Store {
         }
         // The threads are running, so these receivers exist.
         for seq in recovered.to_compress {
-            let _ = compress_tx.send(CompressMsg::Segment(seq));
+            let _ = compress_tx.send(CompressMsg::Segment(seq, None));
         }
         let _ = retention_tx.send(RetentionMsg::Run);
 

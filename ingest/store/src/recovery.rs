@@ -331,6 +331,8 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, StoreError> {
                 file,
                 committed: m.committed_len,
                 created_ms: m.created_ms,
+                // What was written before the restart was not seen going by.
+                plan: (m.committed_len == 0).then(compress::FramePlan::default),
             },
         ));
     }

@@ -20,6 +20,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::batch::{WriteBatch, WriteOutcome};
 use crate::commit_log::{self, CommitLog};
+use crate::compress::{FramePlan, CHUNK_TARGET};
 use crate::compressor::CompressMsg;
 use crate::error::StoreError;
 use crate::fsutil::{create_dirs_durably, datasync, remove_if_exists, sync_dir, unix_ms};
@@ -69,6 +70,8 @@ pub(crate) struct ActiveSegment {
     pub(crate) committed: u64,
     /// When it was created (Unix ms), for rotation by age.
     pub(crate) created_ms: u64,
+    /// Its frames for the compressor, if every committed line was seen going by.
+    pub(crate) plan: Option<FramePlan>,
 }
 
 /// One stream's share of a group.
@@ -76,6 +79,8 @@ struct Pending {
     key: StreamKey,
     buf: Vec<u8>,
     ts: LineStats,
+    /// (end in `buf`, lines) of chunks of about [`CHUNK_TARGET`] bytes, for the frame plan.
+    chunks: Vec<(usize, LineStats)>,
 }
 
 /// A stream's lines and the segment they go to.
@@ -84,6 +89,7 @@ struct Target {
     seg: ActiveSegment,
     buf: Vec<u8>,
     ts: LineStats,
+    chunks: Vec<(usize, LineStats)>,
 }
 
 /// The writer thread's state.
@@ -362,6 +368,7 @@ impl Writer {
                                 key: (b.tenant.clone(), line.kind),
                                 buf: Vec::new(),
                                 ts: LineStats::default(),
+                                chunks: vec![(0, LineStats::default())],
                             });
                             pending.len() - 1
                         })
@@ -371,6 +378,20 @@ impl Writer {
                     .extend_from_slice(&b.data[line.start as usize..line.end as usize]);
                 p.buf.push(b'\n');
                 p.ts.add(Some(line.ts));
+                let len = p.buf.len();
+                if let Some(chunk) = p.chunks.last_mut() {
+                    chunk.0 = len;
+                    chunk.1.add(Some(line.ts));
+                }
+                let chunk_start = p.chunks.len().checked_sub(2).map_or(0, |i| p.chunks[i].0);
+                if len - chunk_start >= CHUNK_TARGET {
+                    p.chunks.push((len, LineStats::default()));
+                }
+            }
+        }
+        for p in &mut pending {
+            if p.chunks.last().is_some_and(|c| c.1.lines == 0) {
+                p.chunks.pop();
             }
         }
         pending
@@ -389,6 +410,7 @@ impl Writer {
                     seg,
                     buf: p.buf,
                     ts: p.ts,
+                    chunks: p.chunks,
                 }),
                 Err(e) => {
                     self.restore(targets, false);
@@ -464,6 +486,11 @@ impl Writer {
         {
             let mut catalog = lock(&self.shared.catalog);
             for t in targets.iter_mut() {
+                if let Some(plan) = &mut t.seg.plan {
+                    for (end, stats) in &t.chunks {
+                        plan.push(t.seg.committed + *end as u64, stats);
+                    }
+                }
                 t.seg.committed += t.buf.len() as u64;
                 lines += t.ts.lines;
                 if let Some(m) = catalog.get_mut(t.seg.seq) {
@@ -557,6 +584,7 @@ impl Writer {
             file,
             committed: 0,
             created_ms: now,
+            plan: Some(FramePlan::default()),
         })
     }
 
@@ -589,7 +617,7 @@ impl Writer {
         );
         // The receivers only go away at shutdown, when the closed segment is picked up at
         // the next open instead.
-        let _ = self.compress.send(CompressMsg::Segment(seg.seq));
+        let _ = self.compress.send(CompressMsg::Segment(seg.seq, seg.plan));
         let _ = self.retention.send(RetentionMsg::Run);
         Ok(())
     }
