@@ -13,7 +13,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::compress::{compress_segment, FramePlan};
 use crate::error::StoreError;
-use crate::fsutil::{remove_if_exists, sync_dir};
+use crate::fsutil::{remove_gradually, remove_if_exists, sync_dir};
 use crate::retention::RetentionMsg;
 use crate::segment::zst_name;
 use crate::shared::{lock, Shared};
@@ -97,6 +97,9 @@ fn compress_one(shared: &Shared, seq: u64, plan: Option<&FramePlan>) -> Result<b
                 m.bytes_on_disk = size;
                 m.ts = index.ts;
                 m.frames = Some(index.frames.into());
+                // Scans listing the segment from now on hold a new token; `src` holds the
+                // old one with every scan that may still read the `.ndjson`.
+                m.readers = Arc::default();
                 true
             }
             None => false,
@@ -108,7 +111,7 @@ fn compress_one(shared: &Shared, seq: u64, plan: Option<&FramePlan>) -> Result<b
         return Ok(false);
     }
     // Scans that listed the `.ndjson` and open it from now on find the `.zst` instead.
-    remove_if_exists(&src.path)?;
+    remove_source(&src.path, &src.readers)?;
     info!(
         path = %dst.display(),
         uncompressed = src.committed_len,
@@ -116,4 +119,41 @@ fn compress_one(shared: &Shared, seq: u64, plan: Option<&FramePlan>) -> Result<b
         "segment compressed"
     );
     Ok(true)
+}
+
+/// Removes a compressed segment's `.ndjson`: gradually if no scan can be reading it (see
+/// [`remove_gradually`]), at once otherwise (an open file stays readable after an unlink;
+/// a truncated one would not).
+fn remove_source(path: &std::path::Path, readers: &Arc<()>) -> Result<bool, StoreError> {
+    if Arc::strong_count(readers) == 1 {
+        remove_gradually(path)
+    } else {
+        remove_if_exists(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_being_read_is_unlinked_at_once_and_stays_readable() {
+        use std::os::unix::fs::FileExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("1.ndjson");
+        let data = vec![b'x'; 9 << 20];
+        std::fs::write(&path, &data).unwrap();
+        let readers = Arc::new(());
+        let scan = readers.clone();
+        let open = std::fs::File::open(&path).unwrap();
+        assert!(remove_source(&path, &readers).unwrap());
+        assert!(!path.exists());
+        let mut end = [0u8; 1];
+        open.read_exact_at(&mut end, data.len() as u64 - 1).unwrap();
+        drop(scan);
+
+        std::fs::write(&path, &data).unwrap();
+        assert!(remove_source(&path, &readers).unwrap());
+        assert!(!path.exists());
+    }
 }

@@ -232,6 +232,7 @@ fn recover_ndjson(
         created_ms: state.created_ms,
         last_write_ms: state.last_write_ms,
         frames: None,
+        readers: Default::default(),
     }))
 }
 
@@ -278,6 +279,7 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, StoreError> {
                         created_ms: index.created_ms,
                         last_write_ms: index.last_write_ms,
                         frames: Some(index.frames.into()),
+                        readers: Default::default(),
                     });
                     continue;
                 }

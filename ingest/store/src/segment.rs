@@ -97,6 +97,9 @@ pub(crate) struct SegmentMeta {
     pub(crate) last_write_ms: u64,
     /// The frame index of a compressed segment.
     pub(crate) frames: Option<Arc<[FrameInfo]>>,
+    /// Held (cloned) by every scan that listed this file: once the catalog has moved on to
+    /// another file, a count of one means that nobody can be reading the old one.
+    pub(crate) readers: Arc<()>,
 }
 
 /// Line count and timestamp range of a run of lines.

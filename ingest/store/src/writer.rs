@@ -576,6 +576,7 @@ impl Writer {
             created_ms: now,
             last_write_ms: now,
             frames: None,
+            readers: Default::default(),
         });
         debug!(path = %path.display(), "segment created");
         Ok(ActiveSegment {
