@@ -192,10 +192,6 @@ impl Writer {
         }
     }
 
-    fn observer(&self) -> Option<&FsyncObserver> {
-        self.shared.opts.fsync_observer.as_ref()
-    }
-
     /// Runs until every sender is gone and the queue is empty, then compacts the log.
     pub(crate) fn run(mut self) {
         let tick = age_tick(self.shared.opts.segment_max_age);
@@ -429,18 +425,40 @@ impl Writer {
             .iter()
             .map(|t| (t.seg.seq, t.seg.committed + t.buf.len() as u64))
             .collect();
+        let checks: Vec<(u64, u32)> = targets
+            .iter()
+            .map(|t| (t.seg.committed, crc32fast::hash(&t.buf)))
+            .collect();
         let record = commit_log::encode_group(
             now,
             accepted
                 .iter()
                 .map(|j| (&*j.batch.tenant, j.batch.id.agent.as_str(), j.batch.id.seq)),
             &segments,
+            Some(&checks),
         );
+        // The record and the segment bytes it covers are fdatasync'd at the same time (one
+        // journal commit instead of two in a row); the record's CRCs let recovery tell if it
+        // got to the disk without them. Nothing is acknowledged before both are done.
         let observer = self.shared.opts.fsync_observer.clone();
-        if let Err(e) = self.log.append(&record, observer.as_ref()) {
+        let files: Vec<(&File, &Path)> = targets
+            .iter()
+            .map(|t| (&t.seg.file, t.seg.path.as_path()))
+            .collect();
+        let mut segment_sync = Duration::ZERO;
+        let synced = self.log.append_while(&record, observer.as_ref(), || {
+            let t = Instant::now();
+            let synced = sync_files(&files, observer.as_ref());
+            segment_sync = t.elapsed();
+            synced
+        });
+        drop(files);
+        self.times.segment_sync += segment_sync;
+        if let Err(e) = synced {
             self.restore(targets, true);
             return Err(e);
         }
+        Counters::add(&self.shared.counters.segment_fsyncs, targets.len() as u64);
         self.times.log_sync += t.elapsed();
         let t = Instant::now();
 
@@ -459,7 +477,7 @@ impl Writer {
         Ok(())
     }
 
-    /// Writes each target's lines after its committed length and fdatasyncs the files.
+    /// Writes each target's lines after its committed length (not synced yet).
     fn write_segments(&mut self, targets: &[Target]) -> Result<(), StoreError> {
         let t = Instant::now();
         for t in targets {
@@ -468,15 +486,7 @@ impl Writer {
                 .write_all_at(&t.buf, t.seg.committed)
                 .map_err(StoreError::io_fn("write to the segment", &t.seg.path))?;
         }
-        let files: Vec<(&File, &Path)> = targets
-            .iter()
-            .map(|t| (&t.seg.file, t.seg.path.as_path()))
-            .collect();
         self.times.write += t.elapsed();
-        let t = Instant::now();
-        sync_files(&files, self.observer())?;
-        self.times.segment_sync += t.elapsed();
-        Counters::add(&self.shared.counters.segment_fsyncs, files.len() as u64);
         Ok(())
     }
 
