@@ -4,7 +4,7 @@
 use std::io::Read;
 
 use logops_common::batch::Encoding;
-use logops_common::{parse_line, LineError};
+use logops_common::{check_line, LineError};
 use logops_store::LineInfo;
 
 /// Why a body was refused.
@@ -170,10 +170,10 @@ pub fn validate(data: &[u8]) -> Result<Vec<LineInfo>, BodyError> {
         if trimmed.trim_start().is_empty() {
             continue;
         }
-        let event = parse_line(trimmed, i + 1)?;
+        let (kind, ts) = check_line(trimmed, i + 1)?;
         lines.push(LineInfo {
-            kind: event.kind(),
-            ts: event.ts.as_nanos_i64(),
+            kind,
+            ts: ts.as_nanos_i64(),
             start: line_start as u32,
             end: (line_start + trimmed.len()) as u32,
         });
