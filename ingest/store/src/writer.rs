@@ -1,9 +1,9 @@
 //! The writer thread: group commit, segment rotation and commit-log compaction.
 //!
 //! One group: take every batch queued (up to `max_group_bytes`), drop duplicates, append
-//! each stream's lines to its active segment, fdatasync the touched segments (in parallel),
-//! append one commit record and fdatasync the log, then publish the new committed lengths
-//! and ids and answer every batch of the group.
+//! each stream's lines to its active segment, append one commit record (with the CRC of
+//! each segment's new bytes), fdatasync the touched segments and the log at the same time,
+//! then publish the new committed lengths and ids and answer every batch of the group.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
