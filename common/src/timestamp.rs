@@ -45,12 +45,71 @@ impl Timestamp {
 
     /// Parses an RFC 3339 timestamp, with a message that says what is accepted.
     pub fn parse(s: &str) -> Result<Self, String> {
+        if let Some(t) = parse_utc_fast(s.as_bytes()) {
+            return Ok(t);
+        }
         // jiff also accepts a few ISO 8601 forms; RFC 3339 requires `T`/` ` and an offset,
         // which jiff checks. Reject anything longer than nanosecond precision explicitly.
         s.parse::<jiff::Timestamp>().map(Timestamp).map_err(|e| {
             format!("`{s}` is not an RFC 3339 timestamp with a zone (e.g. 2026-11-22T10:00:00.123456789Z): {e}")
         })
     }
+}
+
+/// The common shape, `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z` (what agents write), parsed without
+/// jiff's general parser: validating a batch parses one timestamp per event, and jiff's
+/// parser was 7 % of the ingest's CPU. `None` for anything else, which then goes to jiff; so
+/// this only ever accepts what jiff accepts, with the same result (years 1000 to 8999 only,
+/// far inside jiff's range; seconds up to 59; real calendar days).
+fn parse_utc_fast(b: &[u8]) -> Option<Timestamp> {
+    fn digits(b: &[u8]) -> Option<u32> {
+        b.iter().try_fold(0u32, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    }
+    if b.len() < 20 || b[b.len() - 1] != b'Z' {
+        return None;
+    }
+    if (b[4], b[7], b[10], b[13], b[16]) != (b'-', b'-', b'T', b':', b':') {
+        return None;
+    }
+    let year = digits(&b[0..4])?;
+    let (month, day) = (digits(&b[5..7])?, digits(&b[8..10])?);
+    let (hour, minute, second) = (
+        digits(&b[11..13])?,
+        digits(&b[14..16])?,
+        digits(&b[17..19])?,
+    );
+    let nanos = match &b[19..b.len() - 1] {
+        [] => 0,
+        [b'.', frac @ ..] if (1..=9).contains(&frac.len()) => {
+            digits(frac)? * 10u32.pow(9 - frac.len() as u32)
+        }
+        _ => return None,
+    };
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if !(1000..9000).contains(&year) || day == 0 || day > month_days {
+        return None;
+    }
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+    let (y, m) = (i64::from(year) - i64::from(month <= 2), i64::from(month));
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second);
+    jiff::Timestamp::new(secs, nanos as i32).ok().map(Timestamp)
 }
 
 impl From<jiff::Timestamp> for Timestamp {
@@ -117,6 +176,68 @@ mod tests {
         let t = Timestamp::parse("2026-11-22T10:00:00.123456789Z").unwrap();
         assert_eq!(Timestamp::from_nanos(t.as_nanos()), t);
         assert_eq!(t.as_nanos() % 1_000_000_000, 123_456_789);
+    }
+
+    /// The fast path agrees with jiff on everything it accepts, and leaves the rest to it.
+    #[test]
+    fn the_fast_path_agrees_with_jiff() {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let mut fast = 0;
+        for i in 0..200_000 {
+            let frac = match i % 4 {
+                0 => String::new(),
+                1 => format!(".{:09}", next(1_000_000_000)),
+                _ => format!(".{}", next(1_000_000)),
+            };
+            let s = format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{frac}Z",
+                [1000, 1969, 1970, 2000, 2024, 2026, 2100, 8999][next(8) as usize] + next(3),
+                next(14),
+                next(33),
+                next(26),
+                next(62),
+                next(62),
+            );
+            let by_jiff = s.parse::<jiff::Timestamp>().ok();
+            let quick = parse_utc_fast(s.as_bytes());
+            if let Some(q) = quick {
+                fast += 1;
+                assert_eq!(Some(q.0), by_jiff, "{s}");
+            }
+            assert_eq!(Timestamp::parse(&s).ok().map(|t| t.0), by_jiff, "{s}");
+        }
+        assert!(fast > 50_000, "the fast path took only {fast}");
+        for s in [
+            "2024-02-29T23:59:59.999999999Z",
+            "2000-02-29T00:00:00Z",
+            "1970-01-01T00:00:00Z",
+            "1969-12-31T23:59:59.5Z",
+        ] {
+            let q = parse_utc_fast(s.as_bytes()).expect(s);
+            assert_eq!(q.0, s.parse::<jiff::Timestamp>().unwrap(), "{s}");
+        }
+        for s in [
+            "2023-02-29T00:00:00Z",
+            "2100-02-29T00:00:00Z",
+            "2026-11-22T24:00:00Z",
+            "2026-11-22T10:00:60Z",
+            "2026-11-22T10:00:00.Z",
+            "2026-11-22T10:00:00.1234567890Z",
+            "2026-11-22t10:00:00Z",
+            "2026-11-22T10:00:00z",
+            "2026-11-22T10:00:00+00:00",
+            "+2026-11-22T10:00:00Z",
+            "2026-1-22T10:00:00.00Z",
+            "9999-12-31T23:59:59Z",
+        ] {
+            assert!(parse_utc_fast(s.as_bytes()).is_none(), "{s}");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::io::Read;
 
 use logops_common::batch::Encoding;
-use logops_common::{parse_line, LineError};
+use logops_common::{check_line, LineError};
 use logops_store::LineInfo;
 
 /// Why a body was refused.
@@ -43,6 +43,12 @@ pub enum BodyError {
     Unaddressable,
 }
 
+thread_local! {
+    /// A zstd decompression context per thread, reused from batch to batch.
+    static ZSTD_CONTEXT: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// Decompresses `body`, reading at most `limit` bytes of output: a zstd or gzip bomb costs
 /// at most `limit` bytes of memory and is refused as soon as it passes the limit.
 pub fn decompress(body: &[u8], encoding: Encoding, limit: usize) -> Result<Vec<u8>, BodyError> {
@@ -67,7 +73,25 @@ pub fn decompress(body: &[u8], encoding: Encoding, limit: usize) -> Result<Vec<u
             out.extend_from_slice(body);
         }
         Encoding::Zstd => {
-            // The frame header may carry the content size: reserve it when it is in bounds.
+            // Every frame states its size (agents' bodies do): decompress in one call into
+            // exactly that much memory, with a context kept per thread. The decoder fails if
+            // a frame holds more or less than it states.
+            if let Some(size) = zstd_stated_size(body) {
+                if size > limit as u64 {
+                    return Err(BodyError::TooLarge { limit });
+                }
+                out.reserve_exact(size as usize);
+                ZSTD_CONTEXT.with_borrow_mut(|context| {
+                    let dctx = match context {
+                        Some(d) => d,
+                        None => context.insert(zstd::bulk::Decompressor::new().map_err(corrupt)?),
+                    };
+                    dctx.decompress_to_buffer(body, &mut out).map_err(corrupt)
+                })?;
+                return Ok(out);
+            }
+            // The first frame's header may carry the content size: reserve it when it is in
+            // bounds.
             if let Ok(Some(size)) = zstd::zstd_safe::get_frame_content_size(body) {
                 if size > limit as u64 {
                     return Err(BodyError::TooLarge { limit });
@@ -138,17 +162,18 @@ pub fn validate(data: &[u8]) -> Result<Vec<LineInfo>, BodyError> {
     }
     let mut lines = Vec::with_capacity(data.len() / 200 + 1);
     let mut start = 0usize;
-    for (i, raw) in text.split('\n').enumerate() {
-        let line_start = start;
-        start += raw.len() + 1;
+    let ends = memchr::memchr_iter(b'\n', data).chain(std::iter::once(data.len()));
+    for (i, end) in ends.enumerate() {
+        let (line_start, raw) = (start, &text[start..end]);
+        start = end + 1;
         let trimmed = raw.trim_end_matches([' ', '\t', '\r']);
         if trimmed.trim_start().is_empty() {
             continue;
         }
-        let event = parse_line(trimmed, i + 1)?;
+        let (kind, ts) = check_line(trimmed, i + 1)?;
         lines.push(LineInfo {
-            kind: event.kind(),
-            ts: event.ts.as_nanos_i64(),
+            kind,
+            ts: ts.as_nanos_i64(),
             start: line_start as u32,
             end: (line_start + trimmed.len()) as u32,
         });
@@ -247,6 +272,28 @@ mod tests {
         );
         // A frame that lies about its size is refused by the decoder.
         assert!(decompress(&z, Encoding::Zstd, 4999).is_err());
+    }
+
+    /// A frame whose header states a size it does not hold, either way, is refused.
+    #[test]
+    fn a_frame_that_misstates_its_size_is_refused() {
+        let data = vec![b'x'; 5000];
+        let z = zstd::bulk::compress(&data, 3).unwrap();
+        // Frame header: magic, descriptor (single segment, 2-byte content size = size - 256).
+        let fhd = z[4];
+        assert_eq!((fhd >> 6, (fhd >> 5) & 1, fhd & 3), (1, 1, 0), "{fhd:#x}");
+        assert_eq!(u16::from_le_bytes([z[5], z[6]]), 5000 - 256);
+        for stated in [4999u16, 5001] {
+            let mut lying = z.clone();
+            lying[5..7].copy_from_slice(&(stated - 256).to_le_bytes());
+            assert_eq!(
+                decompressed_bound(&lying, Encoding::Zstd, 1 << 20).unwrap(),
+                stated as usize
+            );
+            let e = decompress(&lying, Encoding::Zstd, 1 << 20).unwrap_err();
+            assert!(matches!(e, BodyError::Corrupt { .. }), "{stated}: {e:?}");
+        }
+        assert_eq!(decompress(&z, Encoding::Zstd, 5000).unwrap(), data);
     }
 
     #[test]

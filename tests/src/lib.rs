@@ -10,6 +10,7 @@
 //! - [`Client`] posts batches (zstd, gzip or identity, optionally HMAC-signed) and queries.
 //! - [`events`] builds valid wire-format lines with unique, checkable bodies.
 //! - [`pki`] makes a throw-away CA, server and client certificates.
+//! - [`pool`] makes pre-compressed batch bodies for the benchmarks.
 //! - [`storm`] runs agent threads posting continuously and checks exactly-once storage.
 //! - [`process`] reads `/proc` figures (peak RSS, CPU seconds) and sends signals.
 //!
@@ -21,6 +22,7 @@ pub mod client;
 pub mod events;
 pub mod harness;
 pub mod pki;
+pub mod pool;
 pub mod process;
 pub mod storm;
 

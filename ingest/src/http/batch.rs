@@ -30,6 +30,20 @@ const ROUTE: &str = "/v1/batch";
 /// one big batch does not stall the async workers.
 const INLINE_BODY_LIMIT: usize = 1 << 20;
 
+/// When each stage of a request ended, for the timing log (debug level, target
+/// `logops_ingest::timing`): where acknowledgement latency comes from.
+#[derive(Debug, Default)]
+struct Stages {
+    /// The body has arrived.
+    read: Option<Instant>,
+    /// Decompressed and validated.
+    checked: Option<Instant>,
+    /// Queued for the store.
+    submitted: Option<Instant>,
+    /// Events in the batch.
+    events: u64,
+}
+
 /// The handler.
 pub async fn post_batch(
     State(app): State<AppState>,
@@ -41,7 +55,8 @@ pub async fn post_batch(
     let batch_header = header(&headers, BATCH_HEADER).unwrap_or("-").to_owned();
     let span = tracing::debug_span!("batch", batch = %batch_header, peer = %peer);
     let mut tenant = None;
-    let result = handle(&app, peer, &headers, body, &mut tenant)
+    let mut stages = Stages::default();
+    let result = handle(&app, peer, &headers, body, &mut tenant, &mut stages)
         .instrument(span)
         .await;
     let response = match result {
@@ -56,6 +71,27 @@ pub async fn post_batch(
         }
     };
     app.observe(ROUTE, response.status(), tenant.as_deref(), started);
+    if tracing::enabled!(target: "logops_ingest::timing", tracing::Level::DEBUG) {
+        let us = |from: Instant, to: Option<Instant>| {
+            to.map_or(0, |t| t.saturating_duration_since(from).as_micros() as u64)
+        };
+        let done = Some(Instant::now());
+        let read = stages.read.unwrap_or(started);
+        let checked = stages.checked.unwrap_or(read);
+        let submitted = stages.submitted.unwrap_or(checked);
+        tracing::debug!(
+            target: "logops_ingest::timing",
+            batch = %batch_header,
+            status = response.status().as_u16(),
+            events = stages.events,
+            read_us = us(started, stages.read),
+            check_us = us(read, stages.checked),
+            submit_us = us(checked, stages.submitted),
+            store_us = us(submitted, stages.submitted.and(done)),
+            total_us = us(started, done),
+            "request"
+        );
+    }
     response
 }
 
@@ -80,6 +116,7 @@ async fn handle(
     headers: &HeaderMap,
     body: Body,
     tenant_out: &mut Option<String>,
+    stages: &mut Stages,
 ) -> Result<Response, ApiError> {
     let caller: Caller = app.authenticate(peer, headers, Scope::Write)?;
     let tenant = caller.tenant.clone();
@@ -183,6 +220,7 @@ async fn handle(
             Ok(Ok(c)) => c.to_bytes(),
         };
     let sent_bytes = raw.len() as u64;
+    stages.read = Some(Instant::now());
 
     // Signature over the body as sent.
     let now = jiff::Timestamp::now().as_second();
@@ -280,6 +318,8 @@ async fn handle(
         err
     })?;
     let events = lines.len() as u64;
+    stages.checked = Some(Instant::now());
+    stages.events = events;
 
     // Rate limits, charged only for batches that will be written.
     if let Err(limited) = app.limiters[caller.tenant_index].try_take(events, data.len() as u64) {
@@ -328,6 +368,7 @@ async fn handle(
             .retry_after(5),
         }
     })?;
+    stages.submitted = Some(Instant::now());
     let outcome = receiver
         .await
         .map_err(|_| {

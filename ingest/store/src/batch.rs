@@ -68,7 +68,7 @@ impl WriteBatch {
                     self.data.len()
                 ));
             }
-            if self.data[start..end].contains(&b'\n') {
+            if memchr::memchr(b'\n', &self.data[start..end]).is_some() {
                 return Err(format!("line {i} ({start}..{end}) contains a newline"));
             }
         }

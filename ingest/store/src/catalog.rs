@@ -97,6 +97,7 @@ mod tests {
             created_ms: 0,
             last_write_ms: 0,
             frames: None,
+            readers: Default::default(),
         }
     }
 

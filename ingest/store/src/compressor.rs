@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use tracing::{debug, error, info, warn};
 
-use crate::compress::compress_segment;
+use crate::compress::{compress_segment, FramePlan};
 use crate::error::StoreError;
-use crate::fsutil::{remove_if_exists, sync_dir};
+use crate::fsutil::{remove_gradually, remove_if_exists, sync_dir};
 use crate::retention::RetentionMsg;
 use crate::segment::zst_name;
 use crate::shared::{lock, Shared};
@@ -21,8 +21,8 @@ use crate::stats::Counters;
 
 /// Work for the compressor.
 pub(crate) enum CompressMsg {
-    /// Compress this closed segment.
-    Segment(u64),
+    /// Compress this closed segment, along the writer's plan if it has one.
+    Segment(u64, Option<FramePlan>),
     /// Stop (pending segments are compressed at the next open).
     Stop,
 }
@@ -34,11 +34,11 @@ pub(crate) fn run(
     retention: Sender<RetentionMsg>,
     stop: Arc<AtomicBool>,
 ) {
-    while let Ok(CompressMsg::Segment(seq)) = work.recv() {
+    while let Ok(CompressMsg::Segment(seq, plan)) = work.recv() {
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        match compress_one(&shared, seq) {
+        match compress_one(&shared, seq, plan.as_ref()) {
             Ok(true) => {
                 // Compression freed space; retention may have less to delete (or, for a
                 // segment that is already too old, more).
@@ -55,7 +55,7 @@ pub(crate) fn run(
 }
 
 /// Compresses segment `seq` if it is still closed and uncompressed; says whether it did.
-fn compress_one(shared: &Shared, seq: u64) -> Result<bool, StoreError> {
+fn compress_one(shared: &Shared, seq: u64, plan: Option<&FramePlan>) -> Result<bool, StoreError> {
     let Some(src) = lock(&shared.catalog)
         .get(seq)
         .filter(|m| m.closed && !m.compressed)
@@ -73,8 +73,8 @@ fn compress_one(shared: &Shared, seq: u64) -> Result<bool, StoreError> {
         src.committed_len,
         &tmp,
         shared.opts.compression_level,
-        src.created_ms,
-        src.last_write_ms,
+        (src.created_ms, src.last_write_ms),
+        plan,
     );
     let (index, size) = match compressed {
         Ok(done) => done,
@@ -97,6 +97,9 @@ fn compress_one(shared: &Shared, seq: u64) -> Result<bool, StoreError> {
                 m.bytes_on_disk = size;
                 m.ts = index.ts;
                 m.frames = Some(index.frames.into());
+                // Scans listing the segment from now on hold a new token; `src` holds the
+                // old one with every scan that may still read the `.ndjson`.
+                m.readers = Arc::default();
                 true
             }
             None => false,
@@ -108,7 +111,7 @@ fn compress_one(shared: &Shared, seq: u64) -> Result<bool, StoreError> {
         return Ok(false);
     }
     // Scans that listed the `.ndjson` and open it from now on find the `.zst` instead.
-    remove_if_exists(&src.path)?;
+    remove_source(&src.path, &src.readers)?;
     info!(
         path = %dst.display(),
         uncompressed = src.committed_len,
@@ -116,4 +119,41 @@ fn compress_one(shared: &Shared, seq: u64) -> Result<bool, StoreError> {
         "segment compressed"
     );
     Ok(true)
+}
+
+/// Removes a compressed segment's `.ndjson`: gradually if no scan can be reading it (see
+/// [`remove_gradually`]), at once otherwise (an open file stays readable after an unlink;
+/// a truncated one would not).
+fn remove_source(path: &std::path::Path, readers: &Arc<()>) -> Result<bool, StoreError> {
+    if Arc::strong_count(readers) == 1 {
+        remove_gradually(path)
+    } else {
+        remove_if_exists(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_being_read_is_unlinked_at_once_and_stays_readable() {
+        use std::os::unix::fs::FileExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("1.ndjson");
+        let data = vec![b'x'; 9 << 20];
+        std::fs::write(&path, &data).unwrap();
+        let readers = Arc::new(());
+        let scan = readers.clone();
+        let open = std::fs::File::open(&path).unwrap();
+        assert!(remove_source(&path, &readers).unwrap());
+        assert!(!path.exists());
+        let mut end = [0u8; 1];
+        open.read_exact_at(&mut end, data.len() as u64 - 1).unwrap();
+        drop(scan);
+
+        std::fs::write(&path, &data).unwrap();
+        assert!(remove_source(&path, &readers).unwrap());
+        assert!(!path.exists());
+    }
 }

@@ -66,6 +66,37 @@ pub(crate) fn remove_if_exists(path: &Path) -> Result<bool, StoreError> {
     }
 }
 
+/// How much of a file [`remove_gradually`] frees at a time, and the pause after each step.
+const FREE_STEP: u64 = 4 << 20;
+const FREE_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Removes a file that nobody reads any more by cutting it down [`FREE_STEP`] at a time
+/// before unlinking it. Says whether it existed.
+///
+/// Freeing a whole 64 MiB segment at once made the next journal commit of the file system
+/// (ext4 here, mounted with `discard`) take 50-100 ms, and every group commit's fdatasync
+/// waited for it: measured as acknowledgement latency spikes after each compression. Freed
+/// in 4 MiB steps 20 ms apart, the stalls stay within the usual fsync latency.
+pub(crate) fn remove_gradually(path: &Path) -> Result<bool, StoreError> {
+    let file = match std::fs::OpenOptions::new().write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(StoreError::io("open", path, e)),
+    };
+    let mut len = file
+        .metadata()
+        .map_err(StoreError::io_fn("stat", path))?
+        .len();
+    while len > FREE_STEP {
+        len -= FREE_STEP;
+        file.set_len(len)
+            .map_err(StoreError::io_fn("truncate", path))?;
+        std::thread::sleep(FREE_PAUSE);
+    }
+    drop(file);
+    remove_if_exists(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +115,11 @@ mod tests {
             .to_string();
         assert!(err.contains("blocker"), "{err}");
         assert!(!remove_if_exists(&tmp.path().join("nope")).unwrap());
+        assert!(!remove_gradually(&tmp.path().join("nope")).unwrap());
+        let big = tmp.path().join("big");
+        std::fs::write(&big, vec![7u8; (FREE_STEP * 2 + 5) as usize]).unwrap();
+        assert!(remove_gradually(&big).unwrap());
+        assert!(!big.exists());
         assert!(remove_if_exists(&tmp.path().join("blocker")).unwrap());
     }
 }

@@ -3,8 +3,8 @@
 //! Batches of NDJSON events go to [`Store::submit`]; a single writer thread appends their
 //! lines to one active segment per (tenant, kind) and commits them in groups: every batch
 //! queued while a commit is in progress joins the next group, which costs one `fdatasync`
-//! per touched segment (in parallel) plus one of the commit log. A batch is answered
-//! [`WriteOutcome::Stored`] only once both are done, and [`WriteOutcome::Duplicate`] if its
+//! per touched segment plus one of the commit log, all at the same time. A batch is answered
+//! [`WriteOutcome::Stored`] only once all are done, and [`WriteOutcome::Duplicate`] if its
 //! id was stored before (ids are remembered on disk for at least the dedupe window).
 //! [`Store::scan`] reads committed lines only. Closed segments are compressed by a
 //! background thread and deleted by retention.
@@ -27,8 +27,10 @@
 //!   `segment_max_age` (also checked by a timer, so quiet streams close too).
 //! * **`commits.log`.** Records `u32 length | u32 CRC-32 | payload`; a *group* record holds
 //!   the Unix ms, the (tenant, agent, seq) of each batch stored and (segment seq, committed
-//!   length) of each segment written; a *close* record marks a rotated segment. A torn or
-//!   corrupt tail is cut at open. See `commit_log.rs`.
+//!   length, and the start and CRC-32 of the bytes the group added) of each segment written;
+//!   a *close* record marks a rotated segment. A torn or corrupt tail is cut at open, and so
+//!   is a last group record whose segment bytes did not reach the disk (it is fdatasync'd
+//!   together with them). See `commit_log.rs`.
 //! * **`commits.snapshot`.** When the log exceeds `commit_log_max_bytes` (64 MiB) and at
 //!   clean shutdown, the live dedupe ranges (expired ones dropped), the commit state of
 //!   every uncompressed segment and the next seq are written to `commits.snapshot.tmp`,
@@ -44,7 +46,9 @@
 //!
 //! # Recovery (at open, after a crash at any instant)
 //!
-//! Leftover `.tmp` files are removed. Every `.ndjson` is cut back to its last committed
+//! Leftover `.tmp` files are removed. The last group record is dropped if the CRCs of the
+//! segment bytes it covers do not match (none of its batches was acknowledged). Every
+//! `.ndjson` is cut back to its last committed
 //! length (one with no commit record is removed), so no torn line and no uncommitted batch
 //! becomes visible; a `.ndjson` whose `.zst` exists is removed; closed `.ndjson` segments
 //! are compressed again. Every batch whose commit record was fsync'd is in the store and in
@@ -271,7 +275,7 @@ impl Store {
         }
         // The threads are running, so these receivers exist.
         for seq in recovered.to_compress {
-            let _ = compress_tx.send(CompressMsg::Segment(seq));
+            let _ = compress_tx.send(CompressMsg::Segment(seq, None));
         }
         let _ = retention_tx.send(RetentionMsg::Run);
 
@@ -298,7 +302,11 @@ impl Store {
         let sender = sender.as_ref().ok_or(SubmitError::Closed)?;
         let queue_len = &self.shared().queue_len;
         queue_len.fetch_add(1, Ordering::Relaxed);
-        match sender.try_send(Job { batch, reply }) {
+        match sender.try_send(Job {
+            batch,
+            reply,
+            queued: std::time::Instant::now(),
+        }) {
             Ok(()) => Ok(outcome),
             Err(e) => {
                 queue_len.fetch_sub(1, Ordering::Relaxed);

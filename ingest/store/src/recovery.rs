@@ -73,6 +73,7 @@ impl CommitState {
                 unix_ms,
                 ids,
                 segments,
+                ..
             } => {
                 for id in ids {
                     self.dedupe.insert_range(
@@ -232,7 +233,34 @@ fn recover_ndjson(
         created_ms: state.created_ms,
         last_write_ms: state.last_write_ms,
         frames: None,
+        readers: Default::default(),
     }))
+}
+
+/// Checks that the bytes a checked group record covers are in its segments, as written.
+fn check_written(
+    found: &BTreeMap<u64, Found>,
+    segments: &[(u64, u64)],
+    checks: &[(u64, u32)],
+) -> Result<(), String> {
+    use std::os::unix::fs::FileExt;
+    for (&(seq, end), &(start, crc)) in segments.iter().zip(checks) {
+        let Some(f) = found.get(&seq).filter(|f| f.ndjson) else {
+            return Err(format!("segment {seq} is missing"));
+        };
+        let path = f.dir.join(ndjson_name(seq));
+        let mut buf = vec![0u8; end.saturating_sub(start) as usize];
+        fs::File::open(&path)
+            .and_then(|file| file.read_exact_at(&mut buf, start))
+            .map_err(|e| format!("{} cannot be read up to {end}: {e}", path.display()))?;
+        if crc32fast::hash(&buf) != crc {
+            return Err(format!(
+                "the bytes {start}..{end} of {} are not the ones written",
+                path.display()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Recovers the store in `dir` (whose lock the caller holds).
@@ -246,14 +274,30 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, StoreError> {
     if let Some(snap) = snapshot::load(dir)? {
         state.load(snap);
     }
-    let (log, records) = CommitLog::open(dir)?;
+    let found = walk(dir)?;
+    let (mut log, mut records) = CommitLog::open(dir)?;
+    if let Some(Record::Group {
+        segments,
+        checks: Some(checks),
+        ids,
+        ..
+    }) = records.last()
+    {
+        if let Err(why) = check_written(&found, segments, checks) {
+            warn!(
+                batches = ids.len(),
+                "the last group commit is in the log but {why}: it was never acknowledged; dropping it"
+            );
+            log.cut_last()?;
+            records.pop();
+        }
+    }
     let replayed = records.len();
     for record in records {
         state.replay(record);
     }
 
     let mut catalog = Catalog::default();
-    let found = walk(dir)?;
     let mut max_seq = 0;
     for (&seq, f) in &found {
         max_seq = max_seq.max(seq);
@@ -278,6 +322,7 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, StoreError> {
                         created_ms: index.created_ms,
                         last_write_ms: index.last_write_ms,
                         frames: Some(index.frames.into()),
+                        readers: Default::default(),
                     });
                     continue;
                 }
@@ -331,6 +376,8 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, StoreError> {
                 file,
                 committed: m.committed_len,
                 created_ms: m.created_ms,
+                // What was written before the restart was not seen going by.
+                plan: (m.committed_len == 0).then(compress::FramePlan::default),
             },
         ));
     }

@@ -432,6 +432,7 @@ fn recovery_cuts_torn_lines_uncommitted_batches_and_torn_log_records() {
         123,
         [("t1", "a", 4u64)].into_iter(),
         &[(1, committed + tail.len() as u64)],
+        None,
     );
     append(&log_path, &torn[..torn.len() - 5]);
     // A segment created just before the crash, never committed, and a half-written
@@ -470,6 +471,83 @@ fn recovery_cuts_torn_lines_uncommitted_batches_and_torn_log_records() {
     );
     let content = std::fs::read_to_string(&segment).unwrap();
     assert_eq!(content, expected.join("\n") + "\n");
+}
+
+/// The writer fdatasyncs a group's record and its segment bytes at the same time: after a
+/// crash the record may be on disk without (all of) them. Recovery checks the record's CRCs
+/// and drops it then - and keeps it when the bytes are there.
+#[test]
+fn a_group_record_whose_bytes_did_not_reach_the_disk_is_dropped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let store = Store::open(options(&dir)).unwrap();
+    let mut expected = Vec::new();
+    for seq in 1..=2 {
+        let events = log_events("a", seq, 4, 30, T0);
+        expected.extend(lines_of(&events));
+        write(&store, batch("t1", "a", seq, &events));
+    }
+    let images = ["lost", "torn", "garbled", "kept"].map(|name| {
+        let image = tmp.path().join(name);
+        crash_image(&dir, &image);
+        image
+    });
+    store.shutdown();
+
+    let next = log_events("a", 3, 3, 10, T0);
+    let mut tail = Vec::new();
+    for line in lines_of(&next) {
+        tail.extend_from_slice(line.as_bytes());
+        tail.push(b'\n');
+    }
+    for image in &images {
+        let segment = stream_dir(image, "t1", Kind::Log).join(ndjson_name(1));
+        let committed = std::fs::metadata(&segment).unwrap().len();
+        let log_path = image.join("commits.log");
+        let log_len = std::fs::metadata(&log_path).unwrap().len();
+        let record = crate::commit_log::encode_group(
+            456,
+            [("t1", "a", 3u64)].into_iter(),
+            &[(1, committed + tail.len() as u64)],
+            Some(&[(committed, crc32fast::hash(&tail))]),
+        );
+        append(&log_path, &record);
+        let name = image.file_name().unwrap().to_str().unwrap();
+        match name {
+            "lost" => {}
+            "torn" => append(&segment, &tail[..tail.len() / 2]),
+            "garbled" => append(&segment, &vec![0u8; tail.len()]),
+            _ => append(&segment, &tail),
+        }
+
+        let store = Store::open(options(image)).unwrap();
+        let found = texts(&collect(&store, &range("t1", Kind::Log, Order::Asc)));
+        if name == "kept" {
+            assert!(store.contains("t1", &BatchId::new("a", 3)), "{name}");
+            let mut all = expected.clone();
+            all.extend(lines_of(&next));
+            assert_eq!(found, all, "{name}");
+        } else {
+            assert!(!store.contains("t1", &BatchId::new("a", 3)), "{name}");
+            assert_eq!(found, expected, "{name}");
+            assert_eq!(
+                std::fs::metadata(&log_path).unwrap().len(),
+                log_len,
+                "{name}"
+            );
+            assert_eq!(
+                std::fs::metadata(&segment).unwrap().len(),
+                committed,
+                "{name}"
+            );
+            // The batch is stored when it is sent again.
+            assert_eq!(
+                write(&store, batch("t1", "a", 3, &next)),
+                WriteOutcome::Stored
+            );
+        }
+        store.shutdown();
+    }
 }
 
 fn append(path: &Path, bytes: &[u8]) {

@@ -1,9 +1,9 @@
 //! The writer thread: group commit, segment rotation and commit-log compaction.
 //!
 //! One group: take every batch queued (up to `max_group_bytes`), drop duplicates, append
-//! each stream's lines to its active segment, fdatasync the touched segments (in parallel),
-//! append one commit record and fdatasync the log, then publish the new committed lengths
-//! and ids and answer every batch of the group.
+//! each stream's lines to its active segment, append one commit record (with the CRC of
+//! each segment's new bytes), fdatasync the touched segments and the log at the same time,
+//! then publish the new committed lengths and ids and answer every batch of the group.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
@@ -20,6 +20,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::batch::{WriteBatch, WriteOutcome};
 use crate::commit_log::{self, CommitLog};
+use crate::compress::{FramePlan, CHUNK_TARGET};
 use crate::compressor::CompressMsg;
 use crate::error::StoreError;
 use crate::fsutil::{create_dirs_durably, datasync, remove_if_exists, sync_dir, unix_ms};
@@ -39,6 +40,22 @@ pub(crate) struct Job {
     pub(crate) batch: WriteBatch,
     /// Receives the outcome.
     pub(crate) reply: oneshot::Sender<Result<WriteOutcome, StoreError>>,
+    /// When it was queued (for the group's timing log).
+    pub(crate) queued: Instant,
+}
+
+/// Where one group's time went, logged at debug level (target `logops_store::timing`) to
+/// find where acknowledgement latency comes from.
+#[derive(Debug, Default)]
+struct GroupTimes {
+    /// Laying the lines out per stream and writing them to the segments.
+    write: Duration,
+    /// fdatasync of the touched segments.
+    segment_sync: Duration,
+    /// Commit record append + fdatasync.
+    log_sync: Duration,
+    /// Segment rotations (close records, new segment files, directory fsyncs).
+    rotate: Duration,
 }
 
 /// The writer's handle on a stream's active segment.
@@ -53,6 +70,8 @@ pub(crate) struct ActiveSegment {
     pub(crate) committed: u64,
     /// When it was created (Unix ms), for rotation by age.
     pub(crate) created_ms: u64,
+    /// Its frames for the compressor, if every committed line was seen going by.
+    pub(crate) plan: Option<FramePlan>,
 }
 
 /// One stream's share of a group.
@@ -60,6 +79,8 @@ struct Pending {
     key: StreamKey,
     buf: Vec<u8>,
     ts: LineStats,
+    /// (end in `buf`, lines) of chunks of about [`CHUNK_TARGET`] bytes, for the frame plan.
+    chunks: Vec<(usize, LineStats)>,
 }
 
 /// A stream's lines and the segment they go to.
@@ -68,6 +89,7 @@ struct Target {
     seg: ActiveSegment,
     buf: Vec<u8>,
     ts: LineStats,
+    chunks: Vec<(usize, LineStats)>,
 }
 
 /// The writer thread's state.
@@ -81,6 +103,7 @@ pub(crate) struct Writer {
     retention: Sender<RetentionMsg>,
     carry: Option<Job>,
     last_age_check: Instant,
+    times: GroupTimes,
 }
 
 fn reply(job: Job, outcome: Result<WriteOutcome, StoreError>) {
@@ -165,11 +188,8 @@ impl Writer {
             retention,
             carry: None,
             last_age_check: Instant::now(),
+            times: GroupTimes::default(),
         }
-    }
-
-    fn observer(&self) -> Option<&FsyncObserver> {
-        self.shared.opts.fsync_observer.as_ref()
     }
 
     /// Runs until every sender is gone and the queue is empty, then compacts the log.
@@ -190,13 +210,47 @@ impl Writer {
                     Err(RecvTimeoutError::Disconnected) => break,
                 },
             };
+            let started = Instant::now();
             let group = self.gather(first);
+            let timing = tracing::enabled!(target: "logops_store::timing", tracing::Level::DEBUG);
+            let summary = timing.then(|| {
+                let oldest = group.iter().map(|j| j.queued).min().unwrap_or(started);
+                let bytes: usize = group.iter().map(|j| j.batch.data.len()).sum();
+                (
+                    group.len(),
+                    bytes,
+                    started.saturating_duration_since(oldest),
+                )
+            });
+            self.times = GroupTimes::default();
             self.commit_group(group);
+            let committed = started.elapsed();
             if self.last_age_check.elapsed() >= tick {
+                let t = Instant::now();
                 self.rotate_due();
+                self.times.rotate += t.elapsed();
             }
-            if self.log.size() > self.shared.opts.commit_log_max_bytes {
+            let compacting = self.log.size() > self.shared.opts.commit_log_max_bytes;
+            if compacting {
                 self.compact();
+            }
+            if let Some((batches, bytes, waited)) = summary {
+                let us = |d: Duration| d.as_micros() as u64;
+                let t = &self.times;
+                debug!(
+                    target: "logops_store::timing",
+                    batches,
+                    bytes,
+                    oldest_wait_us = us(waited),
+                    commit_us = us(committed),
+                    write_us = us(t.write),
+                    segment_sync_us = us(t.segment_sync),
+                    log_sync_us = us(t.log_sync),
+                    rotate_us = us(t.rotate),
+                    compacted = compacting,
+                    total_us = us(started.elapsed()),
+                    "group"
+                );
             }
         }
         self.compact();
@@ -310,6 +364,7 @@ impl Writer {
                                 key: (b.tenant.clone(), line.kind),
                                 buf: Vec::new(),
                                 ts: LineStats::default(),
+                                chunks: vec![(0, LineStats::default())],
                             });
                             pending.len() - 1
                         })
@@ -319,20 +374,39 @@ impl Writer {
                     .extend_from_slice(&b.data[line.start as usize..line.end as usize]);
                 p.buf.push(b'\n');
                 p.ts.add(Some(line.ts));
+                let len = p.buf.len();
+                if let Some(chunk) = p.chunks.last_mut() {
+                    chunk.0 = len;
+                    chunk.1.add(Some(line.ts));
+                }
+                let chunk_start = p.chunks.len().checked_sub(2).map_or(0, |i| p.chunks[i].0);
+                if len - chunk_start >= CHUNK_TARGET {
+                    p.chunks.push((len, LineStats::default()));
+                }
+            }
+        }
+        for p in &mut pending {
+            if p.chunks.last().is_some_and(|c| c.1.lines == 0) {
+                p.chunks.pop();
             }
         }
         pending
     }
 
     fn write_group(&mut self, accepted: &[Job], now: u64) -> Result<(), StoreError> {
+        let t = Instant::now();
         let mut targets = Vec::new();
-        for p in Self::layout(accepted) {
+        let pending = Self::layout(accepted);
+        self.times.write += t.elapsed();
+        let t = Instant::now();
+        for p in pending {
             match self.take_active(&p.key, now) {
                 Ok(seg) => targets.push(Target {
                     key: p.key,
                     seg,
                     buf: p.buf,
                     ts: p.ts,
+                    chunks: p.chunks,
                 }),
                 Err(e) => {
                     self.restore(targets, false);
@@ -340,14 +414,20 @@ impl Writer {
                 }
             }
         }
+        self.times.rotate += t.elapsed();
 
         if let Err(e) = self.write_segments(&targets) {
             self.restore(targets, true);
             return Err(e);
         }
+        let t = Instant::now();
         let segments: Vec<(u64, u64)> = targets
             .iter()
             .map(|t| (t.seg.seq, t.seg.committed + t.buf.len() as u64))
+            .collect();
+        let checks: Vec<(u64, u32)> = targets
+            .iter()
+            .map(|t| (t.seg.committed, crc32fast::hash(&t.buf)))
             .collect();
         let record = commit_log::encode_group(
             now,
@@ -355,12 +435,32 @@ impl Writer {
                 .iter()
                 .map(|j| (&*j.batch.tenant, j.batch.id.agent.as_str(), j.batch.id.seq)),
             &segments,
+            Some(&checks),
         );
+        // The record and the segment bytes it covers are fdatasync'd at the same time (one
+        // journal commit instead of two in a row); the record's CRCs let recovery tell if it
+        // got to the disk without them. Nothing is acknowledged before both are done.
         let observer = self.shared.opts.fsync_observer.clone();
-        if let Err(e) = self.log.append(&record, observer.as_ref()) {
+        let files: Vec<(&File, &Path)> = targets
+            .iter()
+            .map(|t| (&t.seg.file, t.seg.path.as_path()))
+            .collect();
+        let mut segment_sync = Duration::ZERO;
+        let synced = self.log.append_while(&record, observer.as_ref(), || {
+            let t = Instant::now();
+            let synced = sync_files(&files, observer.as_ref());
+            segment_sync = t.elapsed();
+            synced
+        });
+        drop(files);
+        self.times.segment_sync += segment_sync;
+        if let Err(e) = synced {
             self.restore(targets, true);
             return Err(e);
         }
+        Counters::add(&self.shared.counters.segment_fsyncs, targets.len() as u64);
+        self.times.log_sync += t.elapsed();
+        let t = Instant::now();
 
         self.publish(&mut targets, accepted, now);
         let max_bytes = self.shared.opts.segment_max_bytes;
@@ -373,23 +473,20 @@ impl Writer {
                 self.active.insert(t.key, t.seg);
             }
         }
+        self.times.rotate += t.elapsed();
         Ok(())
     }
 
-    /// Writes each target's lines after its committed length and fdatasyncs the files.
-    fn write_segments(&self, targets: &[Target]) -> Result<(), StoreError> {
+    /// Writes each target's lines after its committed length (not synced yet).
+    fn write_segments(&mut self, targets: &[Target]) -> Result<(), StoreError> {
+        let t = Instant::now();
         for t in targets {
             t.seg
                 .file
                 .write_all_at(&t.buf, t.seg.committed)
                 .map_err(StoreError::io_fn("write to the segment", &t.seg.path))?;
         }
-        let files: Vec<(&File, &Path)> = targets
-            .iter()
-            .map(|t| (&t.seg.file, t.seg.path.as_path()))
-            .collect();
-        sync_files(&files, self.observer())?;
-        Counters::add(&self.shared.counters.segment_fsyncs, files.len() as u64);
+        self.times.write += t.elapsed();
         Ok(())
     }
 
@@ -399,6 +496,11 @@ impl Writer {
         {
             let mut catalog = lock(&self.shared.catalog);
             for t in targets.iter_mut() {
+                if let Some(plan) = &mut t.seg.plan {
+                    for (end, stats) in &t.chunks {
+                        plan.push(t.seg.committed + *end as u64, stats);
+                    }
+                }
                 t.seg.committed += t.buf.len() as u64;
                 lines += t.ts.lines;
                 if let Some(m) = catalog.get_mut(t.seg.seq) {
@@ -484,6 +586,7 @@ impl Writer {
             created_ms: now,
             last_write_ms: now,
             frames: None,
+            readers: Default::default(),
         });
         debug!(path = %path.display(), "segment created");
         Ok(ActiveSegment {
@@ -492,6 +595,7 @@ impl Writer {
             file,
             committed: 0,
             created_ms: now,
+            plan: Some(FramePlan::default()),
         })
     }
 
@@ -524,7 +628,7 @@ impl Writer {
         );
         // The receivers only go away at shutdown, when the closed segment is picked up at
         // the next open instead.
-        let _ = self.compress.send(CompressMsg::Segment(seg.seq));
+        let _ = self.compress.send(CompressMsg::Segment(seg.seq, seg.plan));
         let _ = self.retention.send(RetentionMsg::Run);
         Ok(())
     }
