@@ -28,7 +28,11 @@ use crate::metrics::{AgentMetrics, CollectorLabels, CollectorReasonLabels};
 use crate::sources::metric::Metrics;
 
 /// A chunk is handed on when it reaches this size (and at the end of every round).
-const CHUNK_BYTES: usize = 256 << 10;
+const CHUNK_BYTES: usize = 128 << 10;
+
+/// Targets reported per step: their events are made and handed on before the next ones, so
+/// 10,000 targets ending together never sit in memory at once.
+const REPORT_BATCH: usize = 64;
 
 /// One configured group, ready to run.
 #[derive(Debug, Clone)]
@@ -104,8 +108,9 @@ enum ProbeState {
     Unsent,
     /// Sent at this realtime instant (ns), no reply yet.
     Sent(i64),
-    /// Answered in time.
-    Answered,
+    /// Answered in time, after this many nanoseconds (negative: the realtime clock was
+    /// stepped back in between; counted as answered, left out of the times).
+    Answered(i64),
     /// Answered after the timeout.
     Late,
 }
@@ -133,8 +138,8 @@ struct Round {
     step: Duration,
     next_send: usize,
     next_final: usize,
-    /// The targets without an address still have to be reported.
-    report_unpinged: bool,
+    /// Targets not pinged (no address, no socket) still to be reported.
+    unpinged: Vec<u32>,
 }
 
 impl Round {
@@ -243,7 +248,7 @@ impl Engine {
             ident: (token >> 48) as u16,
             groups,
             out,
-            chunk: Chunk::new(),
+            chunk: Chunk::with_capacity(CHUNK_BYTES * 2),
             buf: vec![0; 2048],
             resolved_tx,
             resolved_rx,
@@ -303,7 +308,7 @@ impl Engine {
         for g in &self.groups {
             match &g.round {
                 Some(r) => {
-                    if r.report_unpinged {
+                    if !r.unpinged.is_empty() {
                         at(r.start);
                     }
                     if r.next_send < r.active.len() * usize::from(g.count) && !self.send_blocked {
@@ -465,7 +470,10 @@ impl Engine {
             no: g.round_no,
             ts: Timestamp::now(),
             start: Instant::now(),
-            report_unpinged: active.len() < targets.len(),
+            unpinged: (0..targets.len() as u32)
+                .rev()
+                .filter(|&i| targets[i as usize].probes.is_empty())
+                .collect(),
             targets,
             active,
             step,
@@ -589,20 +597,15 @@ impl Engine {
             ProbeState::Sent(sent) => {
                 let rtt = at_ns - sent;
                 if rtt <= timeout_ns {
-                    *state = ProbeState::Answered;
+                    *state = ProbeState::Answered(rtt);
                     t.stats.received += 1;
-                    // A realtime clock stepped back between send and receive would give a
-                    // negative time: counted as received, left out of the times.
-                    if rtt >= 0 {
-                        t.stats.rtts.push(rtt as f64 / 1e9);
-                    }
                     (0, 0)
                 } else {
                     *state = ProbeState::Late;
                     (1, 0)
                 }
             }
-            ProbeState::Answered | ProbeState::Late => (0, 1),
+            ProbeState::Answered(_) | ProbeState::Late => (0, 1),
         };
         if t.finalized {
             g.carry[ti].late += late;
@@ -618,11 +621,14 @@ impl Engine {
         let g = &mut self.groups[gi];
         let Some(r) = &mut g.round else { return };
         let mut ready: Vec<usize> = Vec::new();
-        if r.report_unpinged {
-            r.report_unpinged = false;
-            ready.extend((0..r.targets.len()).filter(|&i| r.targets[i].probes.is_empty()));
+        while ready.len() < REPORT_BATCH {
+            match r.unpinged.pop() {
+                Some(i) => ready.push(i as usize),
+                None => break,
+            }
         }
-        while r.next_final < r.active.len()
+        while ready.len() < REPORT_BATCH
+            && r.next_final < r.active.len()
             && r.final_at(r.next_final, g.pi, g.count, g.timeout) <= now
         {
             ready.push(r.active[r.next_final] as usize);
@@ -631,8 +637,8 @@ impl Engine {
         if ready.is_empty() {
             return;
         }
-        let mut m = Metrics::new(r.ts, self.out.host.clone(), SOURCE, g.spec.labels.clone());
         for ti in ready {
+            let mut m = Metrics::new(r.ts, self.out.host.clone(), SOURCE, g.spec.labels.clone());
             let t = &mut r.targets[ti];
             t.finalized = true;
             let carry = std::mem::take(&mut g.carry[ti]);
@@ -646,6 +652,14 @@ impl Engine {
                     .get_or_create(&collector())
                     .inc_by(u64::from(lost));
             }
+            t.stats.rtts = t
+                .probes
+                .iter()
+                .filter_map(|p| match p {
+                    ProbeState::Answered(ns) if *ns >= 0 => Some(*ns as f64 / 1e9),
+                    _ => None,
+                })
+                .collect();
             let name = &g.targets[ti].0;
             let is_name = matches!(g.targets[ti].1, Target::Name(_));
             super::events::target_events(
@@ -656,19 +670,20 @@ impl Engine {
                 t.error.as_deref(),
                 &t.stats,
             );
-            // The times are reported: free them now (10,000 targets).
+            // The target is reported: free what it held (10,000 targets).
             t.stats.rtts = Vec::new();
+            t.probes = Vec::new();
+            for e in &m.events {
+                self.chunk.push(e);
+            }
+            for name in m.bad_values {
+                tracing::debug!(
+                    metric = name,
+                    "ping: a value that is not finite was left out"
+                );
+            }
         }
-        for e in m.events.drain(..) {
-            self.chunk.push(&e);
-        }
-        for name in m.bad_values {
-            tracing::debug!(
-                metric = name,
-                "ping: a value that is not finite was left out"
-            );
-        }
-        if r.next_final == r.active.len() && !r.report_unpinged {
+        if r.next_final == r.active.len() && r.unpinged.is_empty() {
             g.round = None;
             g.rounds_done += 1;
             self.out
@@ -687,7 +702,7 @@ impl Engine {
         if self.chunk.is_empty() || !(all || due || self.chunk.len() >= CHUNK_BYTES) {
             return;
         }
-        let chunk = std::mem::take(&mut self.chunk);
+        let chunk = std::mem::replace(&mut self.chunk, Chunk::with_capacity(CHUNK_BYTES * 2));
         // Waits only when the consumer is behind (a full buffer with `when_full = block`).
         let _ = self.out.chunks.send(chunk).await;
     }

@@ -48,7 +48,7 @@ pub const SOURCE: &str = "ping";
 pub const RESERVED_LABELS: &[&str] = &["target", "address", "stat"];
 
 /// Chunks waiting between the pinger and the buffer.
-const QUEUED_CHUNKS: usize = 16;
+const QUEUED_CHUNKS: usize = 4;
 
 /// The groups of a configuration with their labels (the agent's merged with the group's).
 pub fn group_specs(
@@ -127,4 +127,83 @@ pub async fn run_rounds(
         }
     };
     tokio::join!(engine.run(std::future::pending(), Some(rounds)), consume);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use logops_common::batch::Encoding;
+    use logops_common::event::{MetricValue, Payload};
+    use logops_common::units::HumanDuration;
+
+    use super::*;
+    use crate::buffer::{Buffer, BufferOptions};
+    use crate::config::WhenFull;
+    use crate::metrics::AgentMetrics;
+
+    /// The source as the agent runs it: rounds land in the buffer until shutdown. Needs
+    /// root or ping_group_range (as the test suite runs).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rounds_reach_the_buffer_until_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let buffer = Buffer::open(
+            dir.path(),
+            &BufferOptions {
+                cache_bytes: 1 << 20,
+                flush_interval: Duration::from_millis(100),
+                zstd_level: 3,
+            },
+        )
+        .unwrap();
+        let labels: BTreeMap<String, String> = [("env".to_owned(), "test".to_owned())].into();
+        let emitter = Emitter::new(
+            buffer.clone(),
+            64 << 20,
+            WhenFull::Block,
+            Arc::new(AgentMetrics::new()),
+            Arc::from("agent-7"),
+            labels,
+        );
+        let (trigger, shutdown) = Shutdown::new();
+        let cfg = PingConfig {
+            targets: vec!["127.0.0.1".into(), "::1".into()],
+            interval: HumanDuration::secs(1),
+            count: 2,
+            packet_interval: HumanDuration::millis(10),
+            timeout: HumanDuration::millis(200),
+            labels: [("site".to_owned(), "lab".to_owned())].into(),
+        };
+        let task = tokio::spawn(run(vec![cfg], emitter, shutdown));
+        let mut waited = 0;
+        while buffer.stats().unwrap().queued_chunks < 2 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            waited += 1;
+            assert!(waited < 200, "no second round within 10 s");
+        }
+        trigger.trigger();
+        task.await.unwrap();
+        let batch = buffer
+            .cut(usize::MAX, usize::MAX, Encoding::Identity, 3)
+            .unwrap()
+            .unwrap();
+        let body = crate::codec::decode(&batch.body, batch.encoding).unwrap();
+        let mut up = 0;
+        for line in std::str::from_utf8(&body).unwrap().lines() {
+            let e = logops_common::parse_line(line, 1).unwrap();
+            assert_eq!((e.host.as_ref(), e.source.as_ref()), ("agent-7", "ping"));
+            assert_eq!(
+                (e.labels["env"].as_ref(), e.labels["site"].as_ref()),
+                ("test", "lab")
+            );
+            if let Payload::Metric { name, value } = e.payload {
+                if name == "ping_up" {
+                    assert_eq!(value, MetricValue::Gauge(1.0), "{line}");
+                    up += 1;
+                }
+            }
+        }
+        assert!(up >= 4, "two targets, at least two rounds: {up}");
+    }
 }
