@@ -40,7 +40,9 @@ labels = { site = "lab" }"#,
         );
         // Loopback replies come back within microseconds; a send time taken after the send
         // (surge-ping 0.9) makes them 0.
-        for rtt in values(&events, target, "ping_rtt_seconds", Some("min")) {
+        let mins = values(&events, target, "ping_rtt_seconds", Some("min"));
+        assert_eq!(mins.len(), 2, "{target}: one min RTT per round");
+        for rtt in mins {
             assert!(rtt > 0.0 && rtt < 0.005, "{target}: min rtt {rtt}");
         }
         for stat in ["avg", "max", "p50", "p95"] {

@@ -364,10 +364,11 @@ fn default_ping_timeout() -> HumanDuration {
 }
 
 impl PingConfig {
-    /// How long a round lasts: the last request goes out `(count - 1) × packet_interval`
-    /// after the first, and its reply may take `timeout`.
+    /// How long a round lasts at most: the targets' requests are spread over each
+    /// `packet_interval`, so the last target's last request goes out up to
+    /// `count × packet_interval` after the first, and its reply may take `timeout`.
     pub fn round_length(&self) -> std::time::Duration {
-        self.packet_interval.get() * u32::from(self.count.saturating_sub(1)) + self.timeout.get()
+        self.packet_interval.get() * u32::from(self.count) + self.timeout.get()
     }
 }
 
@@ -401,7 +402,7 @@ fn check_ping(i: usize, p: &PingConfig, err: &mut impl FnMut(&str, String)) {
         err(
             &key("interval"),
             format!(
-                "a round takes (count - 1) × packet_interval + timeout = {}, longer than the \
+                "a round takes up to count × packet_interval + timeout = {}, longer than the \
                  interval {}: lower count, packet_interval or timeout, or raise interval",
                 logops_common::units::HumanDuration(p.round_length()),
                 p.interval

@@ -30,6 +30,14 @@ use crate::sources::metric::Metrics;
 /// A chunk is handed on when it reaches this size (and at the end of every round).
 const CHUNK_BYTES: usize = 128 << 10;
 
+/// The engine wakes up at most once per tick (sooner only when the sockets' receive
+/// buffers could fill up before): every due request is sent, every queued reply read and
+/// every due report made together. A request goes out at most a tick after its slot, which
+/// does not matter: its time is taken when it is sent, and the reply's by the kernel. At
+/// fping's pace (1 request a millisecond) this is 10 wake-ups instead of 10 requests' worth
+/// of wake-ups each.
+const TICK: Duration = Duration::from_millis(10);
+
 /// Targets reported per step: their events are made and handed on before the next ones, so
 /// 10,000 targets ending together never sit in memory at once.
 const REPORT_BATCH: usize = 64;
@@ -184,7 +192,6 @@ type Resolved = (usize, u32, Vec<Result<IpAddr, ResolveError>>);
 /// What woke the engine.
 enum Wake {
     Stop,
-    Readable,
     Writable,
     Resolved(Resolved),
     Timer,
@@ -205,6 +212,8 @@ pub struct Engine {
     send_blocked: bool,
     /// A round ended: hand the chunk on.
     chunk_due: bool,
+    /// When the engine last woke up.
+    last_wake: Instant,
     /// Open errors already logged, per family.
     logged_open: [bool; 2],
 }
@@ -254,6 +263,7 @@ impl Engine {
             resolved_rx,
             send_blocked: false,
             chunk_due: false,
+            last_wake: now,
             logged_open: [false; 2],
         }
     }
@@ -279,19 +289,18 @@ impl Engine {
                 tokio::select! {
                     biased;
                     _ = &mut stop => Wake::Stop,
-                    _ = readable(v4) => Wake::Readable,
-                    _ = readable(v6) => Wake::Readable,
                     Some(r) = self.resolved_rx.recv() => Wake::Resolved(r),
                     _ = writable(v4, blocked) => Wake::Writable,
                     _ = writable(v6, blocked) => Wake::Writable,
                     _ = sleep_until(wake) => Wake::Timer,
                 }
             };
+            self.last_wake = Instant::now();
             match woke {
                 Wake::Stop => break,
                 Wake::Writable => self.send_blocked = false,
                 Wake::Resolved(r) => self.resolved(r),
-                Wake::Readable | Wake::Timer => {}
+                Wake::Timer => {}
             }
             self.drain(Family::V4);
             self.drain(Family::V6);
@@ -301,8 +310,41 @@ impl Engine {
         self.flush(true).await;
     }
 
-    /// The earliest instant something is due.
+    /// The earliest instant something is due, but no sooner than the tick after the last
+    /// wake-up (see [`TICK`]).
     fn next_wake(&self, max_rounds: Option<u32>) -> Option<Instant> {
+        let due = self.next_due(max_rounds)?;
+        if due <= Instant::now() {
+            // Left over from the last wake-up (reports go out a batch at a time).
+            return Some(due);
+        }
+        // Replies arrive at about the rate requests go out; the sockets are read every
+        // wake-up, and must not fill up in between.
+        let rate: f64 = self
+            .groups
+            .iter()
+            .filter_map(|g| {
+                g.round
+                    .as_ref()
+                    .map(|r| r.active.len() as f64 / g.pi.as_secs_f64())
+            })
+            .sum();
+        let room = [&self.sockets.v4, &self.sockets.v6]
+            .into_iter()
+            .filter_map(|s| s.as_ref().ok().map(|s| s.buffer_packets()))
+            .min()
+            .unwrap_or(usize::MAX) as f64;
+        let gap = if rate > 0.0 {
+            Duration::from_secs_f64((room / 2.0 / rate).min(TICK.as_secs_f64()))
+                .max(Duration::from_millis(1))
+        } else {
+            TICK
+        };
+        Some(due.max(self.last_wake + gap))
+    }
+
+    /// The earliest instant something is due.
+    fn next_due(&self, max_rounds: Option<u32>) -> Option<Instant> {
         let mut wake: Option<Instant> = None;
         let mut at = |t: Instant| wake = Some(wake.map_or(t, |w| w.min(t)));
         for g in &self.groups {
@@ -718,15 +760,6 @@ fn reason(r: &str) -> CollectorReasonLabels {
     CollectorReasonLabels {
         collector: SOURCE.into(),
         reason: r.into(),
-    }
-}
-
-async fn readable(s: Option<&IcmpSocket>) {
-    match s {
-        Some(s) => {
-            let _ = s.readable().await;
-        }
-        None => std::future::pending().await,
     }
 }
 

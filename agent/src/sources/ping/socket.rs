@@ -141,6 +141,7 @@ pub struct IcmpSocket {
     fd: AsyncFd<Socket>,
     family: Family,
     kind: SocketKind,
+    buffer_packets: usize,
 }
 
 impl IcmpSocket {
@@ -219,9 +220,15 @@ impl IcmpSocket {
         }
         // SAFETY: the Socket owns its descriptor for as long as the AsyncFd owns the Socket,
         // and its as_raw_fd always returns that descriptor.
-        let fd =
-            unsafe { AsyncFd::register_with_interest(s, Interest::READABLE | Interest::WRITABLE) }?;
-        Ok(IcmpSocket { fd, family, kind })
+        let fd = unsafe { AsyncFd::register_with_interest(s, Interest::WRITABLE) }?;
+        // The kernel charges a queued reply about 1 KiB (its truesize) against the buffer.
+        let buffer_packets = fd.get_ref().recv_buffer_size().unwrap_or(208 << 10) / 1024;
+        Ok(IcmpSocket {
+            fd,
+            family,
+            kind,
+            buffer_packets,
+        })
     }
 
     /// The family.
@@ -245,14 +252,9 @@ impl IcmpSocket {
         self.fd.get_ref().send_to(packet, &addr).map(|_| ())
     }
 
-    /// Waits until the socket is readable (cleared again by [`IcmpSocket::try_recv`]
-    /// hitting `WouldBlock`).
-    pub async fn readable(&self) -> io::Result<()> {
-        let mut guard = self.fd.readable().await?;
-        // Readiness is re-armed on WouldBlock in try_recv's caller loop: clear it here so
-        // the next await really waits; the caller drains the socket right after.
-        guard.clear_ready();
-        Ok(())
+    /// About how many replies the receive buffer holds.
+    pub fn buffer_packets(&self) -> usize {
+        self.buffer_packets
     }
 
     /// Waits until the socket is writable.
@@ -293,6 +295,12 @@ pub fn realtime_ns() -> i64 {
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, ts.as_mut_ptr()) };
     // SAFETY: clock_gettime filled it.
     let ts = unsafe { ts.assume_init() };
+    timespec_ns(&ts)
+}
+
+/// A timespec in nanoseconds.
+#[allow(clippy::unnecessary_cast)] // time_t and c_long are 32 bits wide on some targets
+fn timespec_ns(ts: &libc::timespec) -> i64 {
     ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64
 }
 
@@ -327,7 +335,7 @@ fn recv_timestamped(s: &Socket, buf: &mut [u8]) -> io::Result<Received> {
         while !c.is_null() {
             if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == SO_TIMESTAMPNS {
                 let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
-                at_ns = Some(ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64);
+                at_ns = Some(timespec_ns(&ts));
             }
             c = libc::CMSG_NXTHDR(&msg, c);
         }
