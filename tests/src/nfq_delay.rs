@@ -18,6 +18,8 @@ use anyhow::Context;
 pub struct DelayHolder {
     stop: Arc<AtomicBool>,
     held: Arc<AtomicU64>,
+    /// Sum and maximum of the times packets were actually held, in nanoseconds.
+    held_ns: Arc<(AtomicU64, AtomicU64)>,
     thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
 }
 
@@ -28,9 +30,10 @@ impl DelayHolder {
         let file = std::fs::File::open(&path).with_context(|| format!("opening {path}"))?;
         let stop = Arc::new(AtomicBool::new(false));
         let held = Arc::new(AtomicU64::new(0));
+        let held_ns = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread = {
-            let (stop, held) = (stop.clone(), held.clone());
+            let (stop, held, held_ns) = (stop.clone(), held.clone(), held_ns.clone());
             std::thread::spawn(move || -> anyhow::Result<()> {
                 use std::os::fd::AsRawFd;
                 // SAFETY: a valid namespace descriptor; setns affects only this thread.
@@ -56,7 +59,7 @@ impl DelayHolder {
                         return Ok(());
                     }
                 };
-                hold(&mut q, delay, &stop, &held)?;
+                hold(&mut q, delay, &stop, &held, &held_ns)?;
                 let _ = q.unbind(queue);
                 Ok(())
             })
@@ -67,6 +70,7 @@ impl DelayHolder {
         Ok(DelayHolder {
             stop,
             held,
+            held_ns,
             thread: Some(thread),
         })
     }
@@ -74,6 +78,16 @@ impl DelayHolder {
     /// Packets held (and released) so far.
     pub fn held(&self) -> u64 {
         self.held.load(Ordering::Relaxed)
+    }
+
+    /// The mean and the longest time packets were really held (at least the delay; more
+    /// when this thread was not scheduled in time), in seconds.
+    pub fn held_times(&self) -> (f64, f64) {
+        let n = self.held().max(1) as f64;
+        (
+            self.held_ns.0.load(Ordering::Relaxed) as f64 / n / 1e9,
+            self.held_ns.1.load(Ordering::Relaxed) as f64 / 1e9,
+        )
     }
 }
 
@@ -94,6 +108,7 @@ fn hold(
     delay: Duration,
     stop: &AtomicBool,
     held: &AtomicU64,
+    held_ns: &(AtomicU64, AtomicU64),
 ) -> anyhow::Result<()> {
     let mut waiting: VecDeque<(Instant, nfq::Message)> = VecDeque::new();
     loop {
@@ -114,9 +129,12 @@ fn hold(
             .front()
             .is_some_and(|(due, _)| stopping || *due <= now)
         {
-            let (_, mut msg) = waiting.pop_front().expect("checked");
+            let (due, mut msg) = waiting.pop_front().expect("checked");
             msg.set_verdict(nfq::Verdict::Accept);
             q.verdict(msg).context("accepting a held packet")?;
+            let ns = (Instant::now() - (due - delay)).as_nanos() as u64;
+            held_ns.0.fetch_add(ns, Ordering::Relaxed);
+            held_ns.1.fetch_max(ns, Ordering::Relaxed);
         }
         if stopping {
             return Ok(());

@@ -108,8 +108,11 @@ timeout = "1s""#
         run(vec![g], 1, open_expecting(SocketKind::Datagram))
     })
     .unwrap();
+    let holder_times = holder.held_times();
     assert!(holder.held() > 0, "the holder saw the replies");
     drop(holder);
+    // What was really injected: 20 ms, or more when the holder's thread ran late.
+    let (held_mean, held_max) = holder_times;
 
     for (target, rule) in [(&v4, "loss4"), (&v6, "loss6")] {
         let dropped = nft_counter(&pair, &pair.target, rule) as f64;
@@ -128,15 +131,24 @@ timeout = "1s""#
         let loss = value(&events, target, "ping_loss_ratio", None);
         assert!((loss - dropped / 100.0).abs() < 1e-9, "{target}: {loss}");
         assert_eq!(value(&events, target, "ping_late_replies", None), 0.0);
-        // Delay: every reply was held 20 ms; the holder releases up to ~0.3 ms late and the
-        // veth adds microseconds. Tolerance: min ≥ 20 ms, avg and p95 within +3 ms.
+        // Delay: every reply was held at least 20 ms (the holder naps 0.2 ms between checks
+        // and may be scheduled late on a busy machine; it measures what it really held).
+        // Tolerance: min ≥ 20 ms; avg within 1 ms of the mean hold, max within 1 ms of the
+        // longest (the veth and the kernel add microseconds).
         let min = value(&events, target, "ping_rtt_seconds", Some("min"));
         let avg = value(&events, target, "ping_rtt_seconds", Some("avg"));
         let p95 = value(&events, target, "ping_rtt_seconds", Some("p95"));
         let max = value(&events, target, "ping_rtt_seconds", Some("max"));
         assert!(min >= 0.020, "{target}: min {min}");
-        assert!(avg < 0.023, "{target}: avg {avg}");
-        assert!(p95 < 0.023 && p95 <= max, "{target}: p95 {p95}");
+        assert!(
+            avg >= held_mean - 0.0002 && avg < held_mean + 0.001,
+            "{target}: avg {avg}, mean hold {held_mean}"
+        );
+        assert!(
+            max < held_max + 0.001,
+            "{target}: max {max}, longest hold {held_max}"
+        );
+        assert!(p95 <= max, "{target}: p95 {p95}");
     }
 }
 
@@ -251,7 +263,7 @@ fn late_and_duplicate_replies_are_counted_not_taken_for_answers() {
     let holder = DelayHolder::start(&slow.target, 9, Duration::from_millis(150)).unwrap();
     let t = TARGET_V4.to_string();
     let g = group(&format!(
-        "targets = [\"{t}\"]\ninterval = \"1s\"\ncount = 3\npacket_interval = \"20ms\"\ntimeout = \"100ms\""
+        "targets = [\"{t}\"]\ninterval = \"1s\"\ncount = 3\npacket_interval = \"100ms\"\ntimeout = \"100ms\""
     ));
     let (events, _) = in_netns(&slow.pinger, || run(vec![g], 2, Sockets::open)).unwrap();
     drop(holder);
@@ -260,8 +272,9 @@ fn late_and_duplicate_replies_are_counted_not_taken_for_answers() {
         [0.0, 0.0]
     );
     assert_eq!(values(&events, &t, "ping_up", None), [0.0, 0.0]);
-    // Round 1's three replies come after its report: they are counted in round 2's.
-    assert_eq!(values(&events, &t, "ping_late_replies", None), [0.0, 3.0]);
+    // Requests at 0, 100 and 200 ms, replies 150 ms later, the report at 300 ms: two late
+    // replies in the round, the third after the report, counted in the next round's.
+    assert_eq!(values(&events, &t, "ping_late_replies", None), [2.0, 3.0]);
     assert_eq!(
         values(&events, &t, "ping_duplicate_replies", None),
         [0.0, 0.0]
