@@ -4,8 +4,9 @@
 //! A round of a group sends `count` requests to each target, `packet_interval` apart, the
 //! targets' requests spread evenly over each `packet_interval` (so 10,000 targets at 200ms go
 //! out at 50 a millisecond, not in one burst). A target's round ends `timeout` after its last
-//! request; its events are made then, a chunk goes out every 256 KiB and at the end of the
-//! round. A reply names its request in the echoed payload (group, target, round, index) and
+//! request; its events are made then (64 targets at a time), a chunk goes out every 128 KiB
+//! and at the end of the round. The task wakes at most once per [`TICK`] (10 ms) and does
+//! everything due at once; it reads the sockets every wake-up rather than on readiness. A reply names its request in the echoed payload (group, target, round, index) and
 //! must also come from the target's address with the request's sequence number (and, on a
 //! raw socket, our identifier): the lookup is an index, not a table of requests in flight.
 
