@@ -5,10 +5,19 @@
 # `apt-get install` starts no daemon on machines without an init system.
 #
 #   prometheus-node-exporter   agent/tests/host_vs_node_exporter.rs (host metrics cross-check)
+#   fping                      tests/src/bin/ping-bench.rs (the reference the pinger is measured beside)
+#   iproute2                   tests/tests/ping_netns.rs (network namespaces, veth pairs, addresses)
+#   nftables                   tests/tests/ping_netns.rs (`numgen random` drops: injected loss; `dup`)
+#   iptables                   tests/tests/ping_netns.rs (NFQUEUE rule for the delay holder; this
+#                              kernel has no nftables `queue` and no netem)
 set -euo pipefail
 
 PACKAGES=(
     prometheus-node-exporter
+    fping
+    iproute2
+    nftables
+    iptables
 )
 
 export DEBIAN_FRONTEND=noninteractive

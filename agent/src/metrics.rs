@@ -39,6 +39,22 @@ pub struct ReasonLabels {
     pub reason: String,
 }
 
+/// Labels naming a collector (`ping`, `snmp`, ...).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CollectorLabels {
+    /// The collector.
+    pub collector: String,
+}
+
+/// Labels naming a collector and a reason.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CollectorReasonLabels {
+    /// The collector.
+    pub collector: String,
+    /// Why.
+    pub reason: String,
+}
+
 /// Every metric of the agent.
 pub struct AgentMetrics {
     registry: Registry,
@@ -70,6 +86,12 @@ pub struct AgentMetrics {
     pub buffer_oldest_seconds: Gauge<f64, AtomicU64>,
     /// Dead letters waiting.
     pub dead_letters: Gauge<u64, AtomicU64>,
+    /// Rounds completed per polling collector (a ping group's round, an SNMP poll).
+    pub collector_rounds: Family<CollectorLabels, Counter>,
+    /// Requests that got no answer in time, per collector.
+    pub collector_timeouts: Family<CollectorLabels, Counter>,
+    /// Errors per collector and reason (`resolve`, `send`, `socket`, ...).
+    pub collector_errors: Family<CollectorReasonLabels, Counter>,
 }
 
 impl Default for AgentMetrics {
@@ -166,6 +188,24 @@ impl AgentMetrics {
             "Batches in the dead letters",
             dead_letters.clone(),
         );
+        let collector_rounds = Family::default();
+        r.register(
+            "collector_rounds",
+            "Rounds completed per collector",
+            collector_rounds.clone(),
+        );
+        let collector_timeouts = Family::default();
+        r.register(
+            "collector_timeouts",
+            "Requests not answered in time per collector",
+            collector_timeouts.clone(),
+        );
+        let collector_errors = Family::default();
+        r.register(
+            "collector_errors",
+            "Errors per collector and reason",
+            collector_errors.clone(),
+        );
         AgentMetrics {
             registry: r,
             lines_read,
@@ -182,6 +222,9 @@ impl AgentMetrics {
             buffer_events,
             buffer_oldest_seconds,
             dead_letters,
+            collector_rounds,
+            collector_timeouts,
+            collector_errors,
         }
     }
 

@@ -13,6 +13,8 @@
 //! - [`pool`] makes pre-compressed batch bodies for the benchmarks.
 //! - [`storm`] runs agent threads posting continuously and checks exactly-once storage.
 //! - [`process`] reads `/proc` figures (peak RSS, CPU seconds) and sends signals.
+//! - [`netns`] makes private network namespaces joined by a veth pair (deleted on drop);
+//!   [`nfq_delay`] holds a namespace's packets in an NFQUEUE to add delay (no netem here).
 //!
 //! Everything is independent per harness (own port, directory, log), so tests can run in
 //! parallel.
@@ -21,6 +23,9 @@ pub mod agent;
 pub mod client;
 pub mod events;
 pub mod harness;
+pub mod netns;
+pub mod nfq_delay;
+pub mod ping;
 pub mod pki;
 pub mod pool;
 pub mod process;

@@ -32,6 +32,9 @@ pub struct Config {
     pub files: Vec<FilesConfig>,
     /// `[host]`: host metrics; absent = off.
     pub host: Option<HostConfig>,
+    /// `[[ping]]`: groups of hosts pinged (ICMP echo) every `interval`.
+    #[serde(default)]
+    pub ping: Vec<PingConfig>,
     /// `[self_metrics]`: the agent's own Prometheus endpoint.
     #[serde(default)]
     pub self_metrics: SelfMetricsConfig,
@@ -325,6 +328,103 @@ impl Default for HostConfig {
     }
 }
 
+/// `[[ping]]`: targets pinged together, `count` echo requests each per round.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PingConfig {
+    /// IPv4 or IPv6 addresses, or host names (resolved again every round).
+    pub targets: Vec<String>,
+    /// Time between the starts of two rounds.
+    #[serde(default = "default_ping_interval")]
+    pub interval: HumanDuration,
+    /// Echo requests per target per round.
+    #[serde(default = "default_ping_count")]
+    pub count: u16,
+    /// Time between two echo requests to the same target.
+    #[serde(default = "default_ping_packet_interval")]
+    pub packet_interval: HumanDuration,
+    /// A reply later than this after its request is late: counted, not answered.
+    #[serde(default = "default_ping_timeout")]
+    pub timeout: HumanDuration,
+    /// Labels added to this group's events.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+fn default_ping_interval() -> HumanDuration {
+    HumanDuration::secs(60)
+}
+fn default_ping_count() -> u16 {
+    5
+}
+fn default_ping_packet_interval() -> HumanDuration {
+    HumanDuration::millis(200)
+}
+fn default_ping_timeout() -> HumanDuration {
+    HumanDuration::secs(2)
+}
+
+impl PingConfig {
+    /// How long a round lasts at most: the targets' requests are spread over each
+    /// `packet_interval`, so the last target's last request goes out up to
+    /// `count × packet_interval` after the first, and its reply may take `timeout`.
+    pub fn round_length(&self) -> std::time::Duration {
+        self.packet_interval.get() * u32::from(self.count) + self.timeout.get()
+    }
+}
+
+/// Checks of one `[[ping]]` group: (key path, message) for each problem.
+fn check_ping(i: usize, p: &PingConfig, err: &mut impl FnMut(&str, String)) {
+    use std::time::Duration;
+    let key = |k: &str| format!("ping[{i}].{k}");
+    if p.targets.is_empty() {
+        err(
+            &key("targets"),
+            "list at least one address or host name".into(),
+        );
+    }
+    for (j, t) in p.targets.iter().enumerate() {
+        if let Err(m) = crate::sources::ping::check_target(t) {
+            err(&format!("ping[{i}].targets[{j}]"), m);
+        }
+    }
+    if p.count == 0 {
+        err(&key("count"), "must be at least 1".into());
+    }
+    if p.packet_interval.get() < Duration::from_millis(1) {
+        err(&key("packet_interval"), "must be at least 1ms".into());
+    }
+    if p.timeout.get() < Duration::from_millis(1) {
+        err(&key("timeout"), "must be at least 1ms".into());
+    }
+    if p.interval.get() < Duration::from_secs(1) {
+        err(&key("interval"), "must be at least 1s".into());
+    } else if p.round_length() > p.interval.get() {
+        err(
+            &key("interval"),
+            format!(
+                "a round takes up to count × packet_interval + timeout = {}, longer than the \
+                 interval {}: lower count, packet_interval or timeout, or raise interval",
+                logops_common::units::HumanDuration(p.round_length()),
+                p.interval
+            ),
+        );
+    }
+    for k in p.labels.keys() {
+        if !logops_common::event::is_label_name(k) {
+            err(
+                &format!("ping[{i}].labels.{k}"),
+                "label names match [a-zA-Z_][a-zA-Z0-9_]*".into(),
+            );
+        } else if crate::sources::ping::RESERVED_LABELS.contains(&k.as_str()) {
+            err(
+                &format!("ping[{i}].labels.{k}"),
+                format!("`{k}` is set by the ping source itself"),
+            );
+        }
+    }
+}
+
 /// `[self_metrics]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -512,6 +612,9 @@ pub(crate) fn check(config: &Config) -> Vec<(String, String)> {
                 );
             }
         }
+    }
+    for (i, p) in config.ping.iter().enumerate() {
+        check_ping(i, p, &mut err);
     }
     errs
 }

@@ -144,6 +144,45 @@ fn a_key_missing_in_a_files_group_is_named_with_its_index() {
 }
 
 #[test]
+fn the_issue_ping_example_works_as_written() {
+    let text = r#"[ship]
+url = "http://127.0.0.1:8080/v1/batch"
+api_key_env = "K"
+
+[[ping]]
+targets = ["10.0.0.1", "core-sw1.example.net", "2001:db8::1"]
+interval = "60s"
+count = 5                # packets per round
+packet_interval = "200ms"
+timeout = "2s"
+labels = { site = "dc1" }
+"#;
+    let c = parse(text).unwrap();
+    let p = &c.ping[0];
+    assert_eq!(p.targets.len(), 3);
+    assert_eq!(
+        (
+            p.interval.get().as_secs(),
+            p.count,
+            p.packet_interval.get().as_millis()
+        ),
+        (60, 5, 200)
+    );
+    assert_eq!(p.timeout.get().as_secs(), 2);
+    assert_eq!(p.labels["site"], "dc1");
+    // Defaults: the same values.
+    let d = parse(
+        "[ship]\nurl = \"http://127.0.0.1:8080/v1/batch\"\napi_key_env = \"K\"\n[[ping]]\ntargets = [\"::1\"]\n",
+    )
+    .unwrap();
+    let q = &d.ping[0];
+    assert_eq!(
+        (q.interval, q.count, q.packet_interval, q.timeout),
+        (p.interval, p.count, p.packet_interval, p.timeout)
+    );
+}
+
+#[test]
 fn type_and_semantic_errors_are_reported_together() {
     let text = r#"[ship]
 url = "http://h/v1/batch"
@@ -172,4 +211,41 @@ paths = ["relative/*.log"]
     // size with it would be about a value the file does not have.
     assert!(!all.contains("is smaller than"), "{all}");
     assert_eq!(errs.0.len(), 3, "{all}");
+}
+
+#[test]
+fn ping_mistakes_are_located() {
+    let text = r#"[ship]
+url = "http://127.0.0.1:8080/v1/batch"
+api_key_env = "K"
+
+[[ping]]
+targets = ["10.0.0.1", "bad name"]
+interval = "5s"
+count = 0
+packet_interval = "2s"
+timeout = "10s"
+labels = { target = "x", "a-b" = "y" }
+
+[[ping]]
+targets = []
+"#;
+    let errs = parse(text).unwrap_err();
+    let all = errs.to_string();
+    for want in [
+        ":6:24: ping[0].targets[1]: `bad name` is neither an IP address nor a valid host name",
+        ":8:9: ping[0].count: must be at least 1",
+        ":7:12: ping[0].interval: a round takes",
+        "ping[0].labels.target: `target` is set by the ping source itself",
+        "ping[0].labels.a-b: label names match",
+        ":14:11: ping[1].targets: list at least one address or host name",
+    ] {
+        assert!(all.contains(want), "{want} missing in:\n{all}");
+    }
+    let typo = "[ship]\nurl = \"http://h/v1/batch\"\napi_key_env = \"K\"\n[[ping]]\ntargets = [\"::1\"]\ntimeot = \"1s\"\n";
+    let all = parse(typo).unwrap_err().to_string();
+    assert!(
+        all.contains(":6:1: ping[0].timeot: unknown key `timeot`; did you mean `timeout`?"),
+        "{all}"
+    );
 }

@@ -5,6 +5,8 @@
 
 pub mod files;
 pub mod host;
+pub mod metric;
+pub mod ping;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -71,6 +73,13 @@ pub fn start_all(
     if let Some(host) = &config.host {
         running.tasks.push(tokio::spawn(host::run(
             host.clone(),
+            emitter.clone(),
+            shutdown.clone(),
+        )));
+    }
+    if !config.ping.is_empty() {
+        running.tasks.push(tokio::spawn(ping::run(
+            config.ping.clone(),
             emitter.clone(),
             shutdown.clone(),
         )));

@@ -1,6 +1,5 @@
 //! [`HostSampler`]: one sample of the host's metrics as events.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::CString;
 use std::fmt::Write as _;
@@ -10,13 +9,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use logops_common::event::{Event, MetricValue, Payload};
+use logops_common::event::Event;
 use logops_common::Timestamp;
 use sysinfo::{DiskRefreshKind, Disks, MemoryRefreshKind, System};
 
 use super::procfs::{self, CpuId, CpuTimes, Issue};
 use crate::config::HostConfig;
-use crate::sources::merge_labels;
+use crate::sources::metric::Metrics;
 
 /// The `source` of host events.
 pub const SOURCE: &str = "host";
@@ -111,53 +110,6 @@ impl LogOnce {
             };
             self.problem(path, i.what, &detail);
         }
-    }
-}
-
-/// The events of one sample, all with the same timestamp, host and agent labels.
-struct Out {
-    ts: Timestamp,
-    host: Arc<str>,
-    agent_labels: Arc<BTreeMap<String, String>>,
-    events: Vec<Event<'static>>,
-    bad_values: Vec<&'static str>,
-}
-
-impl Out {
-    fn gauge(&mut self, name: &'static str, labels: &[(&str, &str)], v: f64) {
-        self.push(name, labels, MetricValue::Gauge(v), v.is_finite());
-    }
-
-    fn counter(&mut self, name: &'static str, labels: &[(&str, &str)], v: f64) {
-        self.push(
-            name,
-            labels,
-            MetricValue::Counter(v),
-            v.is_finite() && v >= 0.0,
-        );
-    }
-
-    fn push(&mut self, name: &'static str, labels: &[(&str, &str)], value: MetricValue, ok: bool) {
-        if !ok {
-            // The ingest rejects non-finite values and negative counters.
-            self.bad_values.push(name);
-            return;
-        }
-        let own: BTreeMap<String, String> = labels
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        self.events.push(Event {
-            ts: self.ts,
-            host: Cow::Owned(self.host.to_string()),
-            source: Cow::Borrowed(SOURCE),
-            labels: merge_labels(&self.agent_labels, &own),
-            attrs: None,
-            payload: Payload::Metric {
-                name: Cow::Borrowed(name),
-                value,
-            },
-        });
     }
 }
 
@@ -256,13 +208,13 @@ impl HostSampler {
     /// One sample: every metric as an event, all with the same timestamp. What cannot be read
     /// is logged once and left out.
     pub fn sample(&mut self) -> Vec<Event<'static>> {
-        let mut out = Out {
-            ts: Timestamp::now(),
-            host: self.host.clone(),
-            agent_labels: self.agent_labels.clone(),
-            events: Vec::with_capacity(128),
-            bad_values: Vec::new(),
-        };
+        let mut out = Metrics::new(
+            Timestamp::now(),
+            self.host.clone(),
+            SOURCE,
+            self.agent_labels.clone(),
+        );
+        out.events.reserve(128);
         self.cpu_and_boot(&mut out);
         self.memory(&mut out);
         self.filesystems(&mut out);
@@ -310,7 +262,7 @@ impl HostSampler {
         self.ratio_base_at = Instant::now();
     }
 
-    fn cpu_and_boot(&mut self, out: &mut Out) {
+    fn cpu_and_boot(&mut self, out: &mut Metrics) {
         let Some(stat) = self.read_stat() else { return };
         let now = Instant::now();
         let with_ratio = now.duration_since(self.ratio_base_at) >= MIN_RATIO_WINDOW;
@@ -354,7 +306,7 @@ impl HostSampler {
         }
     }
 
-    fn memory(&mut self, out: &mut Out) {
+    fn memory(&mut self, out: &mut Metrics) {
         let Some(sys) = &mut self.system else { return };
         sys.refresh_memory_specifics(MemoryRefreshKind::everything());
         let total = sys.total_memory();
@@ -374,7 +326,7 @@ impl HostSampler {
         out.gauge("host_swap_used_bytes", &[], sys.used_swap() as f64);
     }
 
-    fn filesystems(&mut self, out: &mut Out) {
+    fn filesystems(&mut self, out: &mut Metrics) {
         let Some(disks) = &mut self.disks else { return };
         // The list (from /proc/mounts) and size/available (statvfs); not the IO counters
         // (per mount, read below per device) nor the disk kind.
@@ -422,7 +374,7 @@ impl HostSampler {
         }
     }
 
-    fn disk_io(&mut self, out: &mut Out) {
+    fn disk_io(&mut self, out: &mut Metrics) {
         let Some(path) = self.read(procfs::DISKSTATS) else {
             return;
         };
@@ -457,7 +409,7 @@ impl HostSampler {
         self.log.issues(&path, &mut self.issues);
     }
 
-    fn network(&mut self, out: &mut Out) {
+    fn network(&mut self, out: &mut Metrics) {
         let Some(path) = self.read(procfs::NET_DEV) else {
             return;
         };
@@ -482,7 +434,7 @@ impl HostSampler {
         self.log.issues(&path, &mut self.issues);
     }
 
-    fn load_and_uptime(&mut self, out: &mut Out) {
+    fn load_and_uptime(&mut self, out: &mut Metrics) {
         match System::load_average() {
             Ok(l) => {
                 out.gauge("host_load1", &[], l.one);
@@ -540,6 +492,7 @@ fn statvfs(path: &Path) -> std::io::Result<FsStat> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use logops_common::event::{MetricValue, Payload};
     use logops_common::Kind;
 
     fn cfg() -> HostConfig {
