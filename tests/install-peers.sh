@@ -5,10 +5,15 @@
 # `apt-get install` starts no daemon on machines without an init system.
 #
 #   prometheus-node-exporter   agent/tests/host_vs_node_exporter.rs (host metrics cross-check)
+#   snmpd                      agent/tests/snmp_vs_snmpd.rs, agent/tests/snmp_cli.rs (the SNMP
+#                              collector's peer: v2c community and v3 users) and the snmp-bench
+#   snmp                       the same tests: net-snmp's snmpget/snmpbulkwalk give the reference values
 set -euo pipefail
 
 PACKAGES=(
     prometheus-node-exporter
+    snmpd
+    snmp
 )
 
 export DEBIAN_FRONTEND=noninteractive

@@ -32,6 +32,22 @@ pub struct SourceLabels {
     pub source: String,
 }
 
+/// Labels naming a collector (`snmp`, `ping`, ...).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CollectorLabels {
+    /// The collector.
+    pub collector: String,
+}
+
+/// Labels naming a collector and a reason.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CollectorReasonLabels {
+    /// The collector.
+    pub collector: String,
+    /// Why (`timeout`, `wrong_auth`, ...).
+    pub reason: String,
+}
+
 /// Labels with a reason.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
@@ -70,6 +86,12 @@ pub struct AgentMetrics {
     pub buffer_oldest_seconds: Gauge<f64, AtomicU64>,
     /// Dead letters waiting.
     pub dead_letters: Gauge<u64, AtomicU64>,
+    /// Rounds per collector (SNMP: device polls).
+    pub collector_rounds: Family<CollectorLabels, Counter>,
+    /// Requests that got no answer in time, per collector (each retry counts).
+    pub collector_timeouts: Family<CollectorLabels, Counter>,
+    /// Failed rounds per collector, by reason.
+    pub collector_errors: Family<CollectorReasonLabels, Counter>,
 }
 
 impl Default for AgentMetrics {
@@ -166,6 +188,24 @@ impl AgentMetrics {
             "Batches in the dead letters",
             dead_letters.clone(),
         );
+        let collector_rounds = Family::default();
+        r.register(
+            "collector_rounds",
+            "Rounds per collector (SNMP: device polls)",
+            collector_rounds.clone(),
+        );
+        let collector_timeouts = Family::default();
+        r.register(
+            "collector_timeouts",
+            "Requests without an answer in time, per collector (each retry counts)",
+            collector_timeouts.clone(),
+        );
+        let collector_errors = Family::default();
+        r.register(
+            "collector_errors",
+            "Failed rounds per collector, by reason",
+            collector_errors.clone(),
+        );
         AgentMetrics {
             registry: r,
             lines_read,
@@ -182,6 +222,9 @@ impl AgentMetrics {
             buffer_events,
             buffer_oldest_seconds,
             dead_letters,
+            collector_rounds,
+            collector_timeouts,
+            collector_errors,
         }
     }
 

@@ -5,6 +5,7 @@
 
 pub mod files;
 pub mod host;
+pub mod snmp;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -71,6 +72,13 @@ pub fn start_all(
     if let Some(host) = &config.host {
         running.tasks.push(tokio::spawn(host::run(
             host.clone(),
+            emitter.clone(),
+            shutdown.clone(),
+        )));
+    }
+    if let Some(snmp) = &config.snmp {
+        running.tasks.push(tokio::spawn(snmp::run(
+            snmp.clone(),
             emitter.clone(),
             shutdown.clone(),
         )));
