@@ -512,9 +512,10 @@ fn parse_address(address: &str) -> Result<(), String> {
     if address.is_empty() {
         return Err(bad());
     }
-    if address.parse::<std::net::SocketAddr>().is_ok()
-        || address.parse::<std::net::IpAddr>().is_ok()
-    {
+    if let Ok(sa) = address.parse::<std::net::SocketAddr>() {
+        return if sa.port() == 0 { Err(bad()) } else { Ok(()) };
+    }
+    if address.parse::<std::net::IpAddr>().is_ok() {
         return Ok(());
     }
     let (host, port) = match address.rsplit_once(':') {
