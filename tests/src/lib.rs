@@ -12,6 +12,8 @@
 //! - [`pki`] makes a throw-away CA, server and client certificates.
 //! - [`storm`] runs agent threads posting continuously and checks exactly-once storage.
 //! - [`process`] reads `/proc` figures (peak RSS, CPU seconds) and sends signals.
+//! - [`snmpd`] runs Debian's net-snmp `snmpd` (v2c community, v3 users) on loopback ports and
+//!   asks it with net-snmp's own `snmpget` / `snmpbulkwalk`.
 //!
 //! Everything is independent per harness (own port, directory, log), so tests can run in
 //! parallel.
@@ -22,6 +24,7 @@ pub mod events;
 pub mod harness;
 pub mod pki;
 pub mod process;
+pub mod snmpd;
 pub mod storm;
 
 use std::collections::BTreeMap;
@@ -29,8 +32,8 @@ use std::io::Write;
 
 pub use client::{compress, unix_now, BatchRequest, Client, ClientTls, Reply};
 pub use harness::{
-    free_port, random_hex, run_binary, wait_for, IngestHarness, IngestOptions, IngestTls, Tenant,
-    TenantSpec,
+    free_port, random_hex, run_binary, run_binary_env, wait_for, IngestHarness, IngestOptions,
+    IngestTls, Tenant, TenantSpec,
 };
 pub use logops_common::batch::Encoding;
 

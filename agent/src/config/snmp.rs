@@ -626,40 +626,59 @@ impl SnmpConfig {
             .max_repetitions
             .or(profile.max_repetitions)
             .unwrap_or(DEFAULT_MAX_REPETITIONS);
-        let from = |own: bool| {
-            if own {
-                at.clone()
-            } else {
+        // Where a value came from: the device, else its profile, else a default (the device).
+        let from = |own: bool, in_profile: bool| {
+            if !own && in_profile {
                 format!("snmp.profile.{}", d.profile.as_deref().unwrap_or_default())
+            } else {
+                at.clone()
             }
         };
         if interval < Duration::from_secs(1) {
             errs.push((
-                format!("{}.interval", from(d.interval.is_some())),
+                format!(
+                    "{}.interval",
+                    from(d.interval.is_some(), profile.interval.is_some())
+                ),
                 "must be at least 1s".into(),
             ));
         }
         if timeout < Duration::from_millis(10) {
             errs.push((
-                format!("{}.timeout", from(d.timeout.is_some())),
+                format!(
+                    "{}.timeout",
+                    from(d.timeout.is_some(), profile.timeout.is_some())
+                ),
                 "must be at least 10ms".into(),
             ));
         }
         if retries > 10 {
             errs.push((
-                format!("{}.retries", from(d.retries.is_some())),
+                format!(
+                    "{}.retries",
+                    from(d.retries.is_some(), profile.retries.is_some())
+                ),
                 "at most 10".into(),
             ));
         }
         if !(1..=200).contains(&max_repetitions) {
             errs.push((
-                format!("{}.max_repetitions", from(d.max_repetitions.is_some())),
+                format!(
+                    "{}.max_repetitions",
+                    from(
+                        d.max_repetitions.is_some(),
+                        profile.max_repetitions.is_some()
+                    )
+                ),
                 "must be 1 to 200".into(),
             ));
         }
         if interval >= Duration::from_secs(1) && timeout.saturating_mul(retries + 1) > interval {
             errs.push((
-                format!("{}.timeout", from(d.timeout.is_some())),
+                format!(
+                    "{}.timeout",
+                    from(d.timeout.is_some(), profile.timeout.is_some())
+                ),
                 format!(
                     "timeout × (retries + 1) = {:?} is longer than the interval ({:?})",
                     timeout.saturating_mul(retries + 1),
@@ -683,7 +702,7 @@ impl SnmpConfig {
         ] {
             for (j, name) in list.iter().enumerate() {
                 if let Err(e) = names::resolve(name, scalar) {
-                    errs.push((format!("{}.{what}[{j}]", from(own)), e.to_string()));
+                    errs.push((format!("{}.{what}[{j}]", from(own, true)), e.to_string()));
                 }
             }
         }

@@ -168,7 +168,10 @@ labels = {{ site = "dc1" }}
     let devices = c.snmp.unwrap().devices();
     assert_eq!(devices.len(), 2);
     let d = &devices[0];
-    assert_eq!((d.name.as_str(), d.address.as_str()), ("core-sw1", "10.0.0.1:161"));
+    assert_eq!(
+        (d.name.as_str(), d.address.as_str()),
+        ("core-sw1", "10.0.0.1:161")
+    );
     assert_eq!(
         d.credentials,
         Credentials::V3(UsmSettings {
@@ -285,7 +288,10 @@ walk = ["ifTabel"]
         all.contains("agent.toml:29:9: snmp.device[1].walk[0]: `ifTabel` is neither a numeric OID nor a built-in name; did you mean `ifTable`?"),
         "{all}"
     );
-    assert!(!all.contains("\"public\""), "the secret is not repeated: {all}");
+    assert!(
+        !all.contains("\"public\""),
+        "the secret is not repeated: {all}"
+    );
 }
 
 #[test]

@@ -415,7 +415,7 @@ impl Session {
     /// One request: the answer (a Response with no error-status check), or why not.
     pub async fn request(&mut self, req: &Request<'_>) -> Result<Answer, SnmpError> {
         self.counters.requests += 1;
-        let what = || format!("{}", describe_request(req));
+        let what = || describe_request(req);
         let peer = self.peer_or_err(&what)?;
         let (timeout, retries) = (self.timeout, self.retries);
         match &self.auth {
