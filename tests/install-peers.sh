@@ -10,6 +10,9 @@
 #   nftables                   tests/tests/ping_netns.rs (`numgen random` drops: injected loss; `dup`)
 #   iptables                   tests/tests/ping_netns.rs (NFQUEUE rule for the delay holder; this
 #                              kernel has no nftables `queue` and no netem)
+#   snmpd                      agent/tests/snmp_vs_snmpd.rs, agent/tests/snmp_cli.rs (the SNMP
+#                              collector's peer: v2c community and v3 users) and the snmp-bench
+#   snmp                       the same tests: net-snmp's snmpget/snmpbulkwalk give the reference values
 set -euo pipefail
 
 PACKAGES=(
@@ -18,6 +21,8 @@ PACKAGES=(
     iproute2
     nftables
     iptables
+    snmpd
+    snmp
 )
 
 export DEBIAN_FRONTEND=noninteractive

@@ -33,6 +33,11 @@ enum Command {
         #[arg(long, short = 'c', default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
+    /// Try a collector against one target and print what it got.
+    Test {
+        #[command(subcommand)]
+        what: TestWhat,
+    },
     /// Inspect the durable buffer (directly, or through a running agent's local endpoint).
     Buffer {
         /// Configuration file.
@@ -40,6 +45,21 @@ enum Command {
         config: PathBuf,
         #[command(subcommand)]
         action: BufferAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TestWhat {
+    /// Poll one `[[snmp.device]]` once and print its events; explain failures in words.
+    Snmp {
+        /// The device's `name`.
+        device: String,
+        /// Configuration file.
+        #[arg(long, short = 'c', default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Print the events as wire-format NDJSON instead of one readable line each.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -99,6 +119,21 @@ fn main() -> ExitCode {
             init_logging();
             run(&config, cfg)
         }
+        Command::Test {
+            what:
+                TestWhat::Snmp {
+                    device,
+                    config,
+                    json,
+                },
+        } => {
+            let cfg = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            init_logging();
+            return test_snmp(&cfg, &device, json);
+        }
         Command::Buffer { config, action } => {
             let cfg = match load(&config) {
                 Ok(c) => c,
@@ -126,6 +161,75 @@ fn run(path: &Path, config: Config) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(app::run(path, config))
+}
+
+/// `logops-agent test snmp`: exit 0 when the poll succeeded, 1 when it failed.
+fn test_snmp(config: &Config, device: &str, json: bool) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("logops-agent: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = match rt.block_on(logops_agent::sources::snmp::test_device(config, device)) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("logops-agent: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let p = &outcome.polled;
+    let c = &p.counters;
+    println!(
+        "# device {} at {} ({}), {}: {} request(s), {} datagram(s) sent, {} timed out, {} answer(s), {:.1} ms, walks with {}",
+        outcome.settings.name,
+        outcome.settings.address,
+        outcome.peer.map_or_else(|| "unresolved".to_owned(), |a| a.to_string()),
+        outcome.security,
+        c.requests,
+        c.attempts,
+        c.timeouts,
+        c.answers,
+        p.seconds * 1000.0,
+        if outcome.bulk { "GETBULK" } else { "GETNEXT" },
+    );
+    for e in &p.events {
+        if json {
+            println!("{}", e.to_json());
+        } else {
+            println!("{}", readable(e));
+        }
+    }
+    match &p.error {
+        None => ExitCode::SUCCESS,
+        Some(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `name{labels} type value`, or `record{labels} {attrs}`.
+fn readable(e: &logops_common::Event<'_>) -> String {
+    use logops_common::event::{MetricValue, Payload};
+    let labels: Vec<String> = e.labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    let labels = labels.join(",");
+    match &e.payload {
+        Payload::Metric { name, value } => match value {
+            MetricValue::Counter(v) => format!("{name}{{{labels}}} counter {v}"),
+            MetricValue::Gauge(v) => format!("{name}{{{labels}}} gauge {v}"),
+            MetricValue::Histogram(h) => format!("{name}{{{labels}}} histogram {h:?}"),
+        },
+        Payload::Record => format!(
+            "record{{{labels}}} {}",
+            e.attrs.as_ref().map_or("{}", |a| a.as_json())
+        ),
+        Payload::Log { body, .. } => format!("log{{{labels}}} {body}"),
+    }
 }
 
 fn ms_ago(ms: Option<u64>) -> String {

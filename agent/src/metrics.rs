@@ -32,14 +32,7 @@ pub struct SourceLabels {
     pub source: String,
 }
 
-/// Labels with a reason.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReasonLabels {
-    /// Why.
-    pub reason: String,
-}
-
-/// Labels naming a collector (`ping`, `snmp`, ...).
+/// Labels naming a collector (`snmp`, `ping`, ...).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CollectorLabels {
     /// The collector.
@@ -51,6 +44,13 @@ pub struct CollectorLabels {
 pub struct CollectorReasonLabels {
     /// The collector.
     pub collector: String,
+    /// Why (`timeout`, `wrong_auth`, ...).
+    pub reason: String,
+}
+
+/// Labels with a reason.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
     /// Why.
     pub reason: String,
 }

@@ -210,6 +210,8 @@ pub struct AgentOptions {
     pub env: Vec<(String, String)>,
     /// The binary to run (default: [`agent_binary`]).
     pub binary: Option<PathBuf>,
+    /// Raw TOML appended to the configuration (a source's sections: `[snmp]`, ...).
+    pub extra: Vec<String>,
 }
 
 impl Default for AgentOptions {
@@ -239,7 +241,14 @@ impl AgentOptions {
             self_metrics: true,
             env: Vec::new(),
             binary: None,
+            extra: Vec::new(),
         }
+    }
+
+    /// Appends raw TOML (whole sections) to the configuration.
+    pub fn extra(mut self, toml: &str) -> Self {
+        self.extra.push(toml.to_owned());
+        self
     }
 
     /// Adds a `[[files]]` group.
@@ -451,6 +460,9 @@ impl AgentHarness {
             for (k, v) in host {
                 let _ = writeln!(s, "{k} = {v}");
             }
+        }
+        for x in &o.extra {
+            let _ = writeln!(s, "\n{x}");
         }
         let _ = writeln!(s, "\n[self_metrics]");
         let _ = writeln!(

@@ -720,8 +720,14 @@ impl IngestHarness {
 /// Runs `binary args...` with NO_COLOR and returns its output; panics if it does not finish
 /// within 60 s.
 pub fn run_binary(binary: &Path, args: &[&str]) -> std::process::Output {
+    run_binary_env(binary, args, &[])
+}
+
+/// [`run_binary`] with extra environment variables.
+pub fn run_binary_env(binary: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut child = Command::new(binary)
         .args(args)
+        .envs(env.iter().copied())
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -15,6 +15,8 @@
 //! - [`process`] reads `/proc` figures (peak RSS, CPU seconds) and sends signals.
 //! - [`netns`] makes private network namespaces joined by a veth pair (deleted on drop);
 //!   [`nfq_delay`] holds a namespace's packets in an NFQUEUE to add delay (no netem here).
+//! - [`snmpd`] runs Debian's net-snmp `snmpd` (v2c community, v3 users) on loopback ports and
+//!   asks it with net-snmp's own `snmpget` / `snmpbulkwalk`.
 //!
 //! Everything is independent per harness (own port, directory, log), so tests can run in
 //! parallel.
@@ -29,6 +31,7 @@ pub mod ping;
 pub mod pki;
 pub mod pool;
 pub mod process;
+pub mod snmpd;
 pub mod storm;
 
 use std::collections::BTreeMap;
@@ -36,8 +39,8 @@ use std::io::Write;
 
 pub use client::{compress, unix_now, BatchRequest, Client, ClientTls, Reply};
 pub use harness::{
-    free_port, random_hex, run_binary, wait_for, IngestHarness, IngestOptions, IngestTls, Tenant,
-    TenantSpec,
+    free_port, random_hex, run_binary, run_binary_env, wait_for, IngestHarness, IngestOptions,
+    IngestTls, Tenant, TenantSpec,
 };
 pub use logops_common::batch::Encoding;
 

@@ -134,6 +134,27 @@ pub fn vm_rss_bytes(pid: u32) -> Option<u64> {
     status_field_kib(pid, "VmRSS").map(|k| k * 1024)
 }
 
+/// Number of threads (`Threads` of `/proc/<pid>/status`) of a live process.
+pub fn threads(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("Threads:")?.trim().parse().ok())
+}
+
+/// Number of open sockets (file descriptors linking to `socket:[...]`) of a live process.
+pub fn sockets(pid: u32) -> Option<u64> {
+    let entries = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    Some(
+        entries
+            .flatten()
+            .filter(|e| {
+                std::fs::read_link(e.path())
+                    .is_ok_and(|t| t.to_string_lossy().starts_with("socket:"))
+            })
+            .count() as u64,
+    )
+}
+
 /// CPU time (user + system, `utime + stime` of `/proc/<pid>/stat`) of a live process, in
 /// seconds.
 pub fn cpu_seconds(pid: u32) -> Option<f64> {

@@ -5,6 +5,7 @@
 //! "did you mean" hint (see [`report`]).
 
 mod report;
+mod snmp;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -14,6 +15,10 @@ use logops_common::units::{ByteSize, HumanDuration};
 use serde::Deserialize;
 
 pub use report::{ConfigError, ConfigErrors};
+pub use snmp::{
+    AuthProtocol, Credentials, DeviceSettings, PrivProtocol, SecurityLevel, SnmpConfig, SnmpDevice,
+    SnmpProfile, SnmpVersion, UsmSettings,
+};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -35,6 +40,8 @@ pub struct Config {
     /// `[[ping]]`: groups of hosts pinged (ICMP echo) every `interval`.
     #[serde(default)]
     pub ping: Vec<PingConfig>,
+    /// `[snmp]`: SNMP devices to poll (`[snmp.profile.NAME]`, `[[snmp.device]]`); absent = off.
+    pub snmp: Option<SnmpConfig>,
     /// `[self_metrics]`: the agent's own Prometheus endpoint.
     #[serde(default)]
     pub self_metrics: SelfMetricsConfig,
@@ -615,6 +622,9 @@ pub(crate) fn check(config: &Config) -> Vec<(String, String)> {
     }
     for (i, p) in config.ping.iter().enumerate() {
         check_ping(i, p, &mut err);
+    }
+    if let Some(s) = &config.snmp {
+        snmp::check(s, &mut errs);
     }
     errs
 }

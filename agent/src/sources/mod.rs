@@ -7,6 +7,7 @@ pub mod files;
 pub mod host;
 pub mod metric;
 pub mod ping;
+pub mod snmp;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -80,6 +81,13 @@ pub fn start_all(
     if !config.ping.is_empty() {
         running.tasks.push(tokio::spawn(ping::run(
             config.ping.clone(),
+            emitter.clone(),
+            shutdown.clone(),
+        )));
+    }
+    if let Some(snmp) = &config.snmp {
+        running.tasks.push(tokio::spawn(snmp::run(
+            snmp.clone(),
             emitter.clone(),
             shutdown.clone(),
         )));
