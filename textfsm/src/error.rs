@@ -152,7 +152,7 @@ pub enum IndexError {
 #[derive(Debug, thiserror::Error)]
 pub enum LibraryError {
     /// The index or a template could not be read.
-    #[error("{path}: {source}")]
+    #[error("reading {path}")]
     Io {
         /// The file.
         path: PathBuf,

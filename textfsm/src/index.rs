@@ -8,7 +8,9 @@
 //! `abc(x(y(z)?)?)?`, so `sh[[ow]] ver[[sion]]` matches `sh ver`, `show version`, ...
 //! The first matching row wins.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use fancy_regex::Regex;
 
@@ -23,7 +25,7 @@ pub struct IndexEntry {
     /// The template file names (`a.textfsm:b.textfsm` in the file), in order.
     pub templates: Vec<String>,
     /// (column, compiled cell) for every non-empty cell other than `Template`.
-    cells: Vec<(usize, Regex)>,
+    cells: Vec<(usize, Arc<Regex>)>,
 }
 
 /// A parsed index file.
@@ -95,6 +97,8 @@ impl Index {
                 line: header_line,
             })?;
         let mut entries = Vec::new();
+        // Cells repeat (`.*`, platform names): compile each distinct pattern once.
+        let mut compiled_cells: HashMap<String, Arc<Regex>> = HashMap::new();
         for (n, line) in lines {
             if line.starts_with('#') {
                 continue;
@@ -113,13 +117,21 @@ impl Index {
                 } else {
                     cell.to_string()
                 };
-                let re = pyre::compile_match(&pattern).map_err(|e| IndexError::Regex {
-                    file: path.to_path_buf(),
-                    line: n,
-                    column: columns[col].clone(),
-                    pattern: pattern.clone(),
-                    reason: e.message,
-                })?;
+                let re = match compiled_cells.get(&pattern) {
+                    Some(re) => Arc::clone(re),
+                    None => {
+                        let re = pyre::compile_match(&pattern).map_err(|e| IndexError::Regex {
+                            file: path.to_path_buf(),
+                            line: n,
+                            column: columns[col].clone(),
+                            pattern: pattern.clone(),
+                            reason: e.message,
+                        })?;
+                        let re = Arc::new(re);
+                        compiled_cells.insert(pattern, Arc::clone(&re));
+                        re
+                    }
+                };
                 compiled.push((col, re));
             }
             entries.push(IndexEntry {
