@@ -91,7 +91,13 @@ impl Run<'_> {
     ) -> Result<Option<Target>, ParseError> {
         let template = self.template;
         for rule in &template.states[*state].rules {
-            let caps = match rule.regex.captures(line) {
+            // Most rules do not match most lines: a match test allocates nothing, captures
+            // do, so they are only taken from the rules that match.
+            let caps = match rule
+                .regex
+                .is_match(line)
+                .and_then(|m| if m { rule.regex.captures(line) } else { Ok(None) })
+            {
                 Ok(Some(c)) => c,
                 Ok(None) => continue,
                 Err(e) => {
