@@ -7,6 +7,7 @@
 //! group that did not take part in the match) come out as they do in Python.
 
 use crate::error::ParseError;
+use crate::pyre::PyRegex;
 use crate::record::{Table, Value};
 use crate::template::{LineOp, RecordOp, Target, Template, ValueOption};
 
@@ -93,11 +94,13 @@ impl Run<'_> {
         for rule in &template.states[*state].rules {
             // Most rules do not match most lines: a match test allocates nothing, captures
             // do, so they are only taken from the rules that match.
-            let caps = match rule
-                .regex
-                .is_match(line)
-                .and_then(|m| if m { rule.regex.captures(line) } else { Ok(None) })
-            {
+            let caps = match rule.regex.is_match(line).and_then(|m| {
+                if m {
+                    rule.regex.captures(line)
+                } else {
+                    Ok(None)
+                }
+            }) {
                 Ok(Some(c)) => c,
                 Ok(None) => continue,
                 Err(e) => {
@@ -243,7 +246,7 @@ impl Run<'_> {
 
 /// A `List` value whose regex has named groups: Python appends the dict of the groups,
 /// which its table turns into the dict's `repr`, e.g. `{'name': 'Bob', 'age': '32'}`.
-fn nested_groups(re: &fancy_regex::Regex, text: &str) -> Option<String> {
+fn nested_groups(re: &PyRegex, text: &str) -> Option<String> {
     let caps = re.captures(text).ok()??;
     let mut parts = Vec::new();
     for (i, name) in re.capture_names().enumerate() {

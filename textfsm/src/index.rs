@@ -12,10 +12,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use fancy_regex::Regex;
-
 use crate::error::IndexError;
-use crate::pyre;
+use crate::pyre::PyRegex;
 
 /// One index row.
 #[derive(Debug)]
@@ -25,7 +23,7 @@ pub struct IndexEntry {
     /// The template file names (`a.textfsm:b.textfsm` in the file), in order.
     pub templates: Vec<String>,
     /// (column, compiled cell) for every non-empty cell other than `Template`.
-    cells: Vec<(usize, Arc<Regex>)>,
+    cells: Vec<(usize, Arc<PyRegex>)>,
 }
 
 /// A parsed index file.
@@ -98,7 +96,7 @@ impl Index {
             })?;
         let mut entries = Vec::new();
         // Cells repeat (`.*`, platform names): compile each distinct pattern once.
-        let mut compiled_cells: HashMap<String, Arc<Regex>> = HashMap::new();
+        let mut compiled_cells: HashMap<String, Arc<PyRegex>> = HashMap::new();
         for (n, line) in lines {
             if line.starts_with('#') {
                 continue;
@@ -120,7 +118,7 @@ impl Index {
                 let re = match compiled_cells.get(&pattern) {
                     Some(re) => Arc::clone(re),
                     None => {
-                        let re = pyre::compile_match(&pattern).map_err(|e| IndexError::Regex {
+                        let re = PyRegex::new(&pattern).map_err(|e| IndexError::Regex {
                             file: path.to_path_buf(),
                             line: n,
                             column: columns[col].clone(),

@@ -18,6 +18,7 @@
 //! Matches are anchored at the start like Python's `re.match` (see [`compile_match`]).
 
 use std::fmt;
+use std::sync::OnceLock;
 
 /// Why a pattern was refused (Python's own `re` would refuse it too, or it uses a feature
 /// this engine does not translate).
@@ -45,10 +46,50 @@ fn err<T>(message: impl Into<String>) -> Result<T, PatternError> {
 /// default is 1,000,000 steps; ten times that still ends in well under a second).
 const BACKTRACK_LIMIT: usize = 10_000_000;
 
-/// Compiles a Python pattern so that it matches only at the start of the haystack, like
-/// Python's `re.match`.
-pub fn compile_match(python: &str) -> Result<fancy_regex::Regex, PatternError> {
-    let translated = translate(python)?;
+/// How `\d`, `\w`, `\s` and their negations are emitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Classes {
+    /// Python's Unicode classes (`\s` also takes `\x1c`-`\x1f`, as `str.isspace` does).
+    Unicode,
+    /// Their ASCII members only: the same matches on ASCII text, and several times cheaper
+    /// to compile (a Unicode `\w` is hundreds of ranges).
+    Ascii,
+}
+
+const ASCII_DIGIT: &str = "0-9";
+const ASCII_WORD: &str = "0-9A-Za-z_";
+const ASCII_SPACE: &str = r"\t\n\x0B\x0C\r\x1C-\x1F ";
+
+/// `\d`, `\D`, `\w`, `\W`, `\s` or `\S` (the letter `c`) in `classes` form; inside a class
+/// (`in_class`) positive ones are bare ranges to splice in.
+fn class_escape(c: char, classes: Classes, in_class: bool) -> String {
+    let (body, negated) = match (c, classes) {
+        ('d' | 'D', Classes::Unicode) => (r"\d", c == 'D'),
+        ('w' | 'W', Classes::Unicode) => (r"\w", c == 'W'),
+        ('s' | 'S', Classes::Unicode) => (r"\s\x1C-\x1F", c == 'S'),
+        ('d' | 'D', Classes::Ascii) => (ASCII_DIGIT, c == 'D'),
+        ('w' | 'W', Classes::Ascii) => (ASCII_WORD, c == 'W'),
+        (_, Classes::Ascii) => (ASCII_SPACE, c == 'S'),
+        (_, Classes::Unicode) => unreachable!("only d, w and s classes"),
+    };
+    match (negated, in_class) {
+        (false, true) => body.to_string(),
+        (false, false) => format!("[{body}]"),
+        (true, _) => format!("[^{body}]"),
+    }
+}
+
+/// A compiled Python pattern, matched at the start of the text like `re.match`. Holds an
+/// ASCII-class build, used for ASCII text (almost all device output), and builds the
+/// Unicode one the first time a non-ASCII text comes: both match the same on ASCII text.
+#[derive(Debug)]
+pub struct PyRegex {
+    ascii: fancy_regex::Regex,
+    unicode_source: String,
+    unicode: OnceLock<Result<fancy_regex::Regex, PatternError>>,
+}
+
+fn build(translated: &str) -> Result<fancy_regex::Regex, PatternError> {
     fancy_regex::RegexBuilder::new(&format!(r"\A(?:{translated})"))
         .backtrack_limit(BACKTRACK_LIMIT)
         .build()
@@ -57,8 +98,81 @@ pub fn compile_match(python: &str) -> Result<fancy_regex::Regex, PatternError> {
         })
 }
 
+impl PyRegex {
+    /// Compiles `python` (its ASCII build; a pattern Python refuses is refused here).
+    pub fn new(python: &str) -> Result<Self, PatternError> {
+        let unicode_source = translate(python, Classes::Unicode)?;
+        let ascii_source = translate(python, Classes::Ascii)?;
+        let ascii = build(&ascii_source)?;
+        let unicode = OnceLock::new();
+        if ascii_source == unicode_source {
+            let _ = unicode.set(Ok(ascii.clone()));
+        }
+        Ok(PyRegex {
+            ascii,
+            unicode_source,
+            unicode,
+        })
+    }
+
+    /// Compiles `python` with Unicode classes only, used for every text (slower to
+    /// compile; see [`crate::Template::compile_unicode`]).
+    pub fn new_unicode(python: &str) -> Result<Self, PatternError> {
+        let unicode_source = translate(python, Classes::Unicode)?;
+        let built = build(&unicode_source)?;
+        let unicode = OnceLock::new();
+        let _ = unicode.set(Ok(built.clone()));
+        Ok(PyRegex {
+            ascii: built,
+            unicode_source,
+            unicode,
+        })
+    }
+
+    fn for_text(&self, text: &str) -> Result<&fancy_regex::Regex, PatternError> {
+        if text.is_ascii() {
+            return Ok(&self.ascii);
+        }
+        self.unicode
+            .get_or_init(|| build(&self.unicode_source))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Whether the pattern matches at the start of `text`.
+    pub fn is_match(&self, text: &str) -> Result<bool, PatternError> {
+        self.for_text(text)?
+            .is_match(text)
+            .map_err(|e| PatternError {
+                message: e.to_string(),
+            })
+    }
+
+    /// The groups of the match at the start of `text`.
+    pub fn captures<'t>(
+        &self,
+        text: &'t str,
+    ) -> Result<Option<fancy_regex::Captures<'t, str>>, PatternError> {
+        self.for_text(text)?
+            .captures(text)
+            .map_err(|e| PatternError {
+                message: e.to_string(),
+            })
+    }
+
+    /// Group names by index (`None` for unnamed groups and group 0).
+    pub fn capture_names(&self) -> fancy_regex::CaptureNames<'_> {
+        self.ascii.capture_names()
+    }
+
+    /// Number of groups, group 0 included.
+    pub fn captures_len(&self) -> usize {
+        self.ascii.captures_len()
+    }
+}
+
 /// Translates Python `re` syntax into `fancy-regex` syntax with the same meaning.
-pub fn translate(python: &str) -> Result<String, PatternError> {
+pub fn translate(python: &str, classes: Classes) -> Result<String, PatternError> {
     let chars: Vec<char> = python.chars().collect();
     let mut out = String::with_capacity(python.len() + 8);
     // Open groups: where each starts in `out`, and whether it is a lookaround.
@@ -93,12 +207,12 @@ pub fn translate(python: &str) -> Result<String, PatternError> {
                 i += 1;
             }
             '\\' => {
-                let (piece, next) = escape(&chars, i, false)?;
+                let (piece, next) = escape(&chars, i, false, classes)?;
                 out.push_str(&piece);
                 i = next;
             }
             '[' => {
-                let (piece, next) = class(&chars, i)?;
+                let (piece, next) = class(&chars, i, classes)?;
                 out.push_str(&piece);
                 i = next;
             }
@@ -250,13 +364,18 @@ fn char_escape(code: u32, at: usize) -> Result<String, PatternError> {
 /// The escape sequence starting with the backslash at `i`; returns what to emit and where
 /// the pattern continues. `in_class` changes `\b` (backspace in a class) and refuses
 /// anchors and backreferences, as Python does.
-fn escape(chars: &[char], i: usize, in_class: bool) -> Result<(String, usize), PatternError> {
+fn escape(
+    chars: &[char],
+    i: usize,
+    in_class: bool,
+    classes: Classes,
+) -> Result<(String, usize), PatternError> {
     let Some(&c) = chars.get(i + 1) else {
         return err(format!("bad escape (end of pattern) at position {i}"));
     };
     let next = i + 2;
     let piece = match c {
-        'd' | 'D' | 'w' | 'W' | 's' | 'S' => format!("\\{c}"),
+        'd' | 'D' | 'w' | 'W' | 's' | 'S' => class_escape(c, classes, in_class),
         'b' if in_class => r"\x08".to_string(),
         'b' | 'B' | 'A' if !in_class => format!("\\{c}"),
         'Z' if !in_class => r"\z".to_string(),
@@ -322,7 +441,7 @@ enum Member {
 }
 
 /// The character class starting with the `[` at `i`, re-emitted with every literal escaped.
-fn class(chars: &[char], i: usize) -> Result<(String, usize), PatternError> {
+fn class(chars: &[char], i: usize, classes: Classes) -> Result<(String, usize), PatternError> {
     let mut out = String::from("[");
     let mut j = i + 1;
     if chars.get(j) == Some(&'^') {
@@ -343,7 +462,7 @@ fn class(chars: &[char], i: usize) -> Result<(String, usize), PatternError> {
         if c == '-' && chars.get(j + 1).is_some_and(|&n| n != ']') && !members.is_empty() {
             if let Some(Member::Char(lo, lo_text)) = members.last() {
                 let (lo, lo_text) = (*lo, lo_text.clone());
-                let (hi, hi_text, next) = class_member(chars, j + 1)?;
+                let (hi, hi_text, next) = class_member(chars, j + 1, classes)?;
                 let Some(hi) = hi else {
                     return err(format!(
                         "bad character range {lo}-{hi_text} at position {j}"
@@ -359,7 +478,7 @@ fn class(chars: &[char], i: usize) -> Result<(String, usize), PatternError> {
             }
             return err(format!("bad character range at position {j}"));
         }
-        let (ch, text, next) = class_member(chars, j)?;
+        let (ch, text, next) = class_member(chars, j, classes)?;
         members.push(match ch {
             Some(ch) => Member::Char(ch, text),
             None => Member::Other(text),
@@ -380,12 +499,16 @@ fn class(chars: &[char], i: usize) -> Result<(String, usize), PatternError> {
 
 /// One class member at `j`: its character (if it is a single one), how to emit it, and where
 /// the class continues.
-fn class_member(chars: &[char], j: usize) -> Result<(Option<char>, String, usize), PatternError> {
+fn class_member(
+    chars: &[char],
+    j: usize,
+    classes: Classes,
+) -> Result<(Option<char>, String, usize), PatternError> {
     let c = chars[j];
     if c != '\\' {
         return Ok((Some(c), literal(c), j + 1));
     }
-    let (text, next) = escape(chars, j, true)?;
+    let (text, next) = escape(chars, j, true, classes)?;
     let single = match chars.get(j + 1) {
         Some('d' | 'D' | 'w' | 'W' | 's' | 'S') => None,
         Some('b') => Some('\u{8}'),
@@ -422,7 +545,7 @@ mod tests {
     use super::*;
 
     fn m(pattern: &str, text: &str) -> Option<String> {
-        let re = compile_match(pattern).unwrap_or_else(|e| panic!("{pattern}: {e}"));
+        let re = PyRegex::new(pattern).unwrap_or_else(|e| panic!("{pattern}: {e}"));
         re.captures(text).unwrap().map(|c| c[0].to_string())
     }
 
@@ -452,8 +575,8 @@ mod tests {
         assert_eq!(m(r"[^\s,]+", "ab,c"), Some("ab".into()));
         assert_eq!(m(r"[\x41-\x43]+", "ABCD"), Some("ABC".into()));
         assert_eq!(m(r"[\b]", "\u{8}"), Some("\u{8}".into()));
-        assert!(translate(r"[z-a]").is_err());
-        assert!(translate(r"[abc").is_err());
+        assert!(translate(r"[z-a]", Classes::Ascii).is_err());
+        assert!(translate(r"[abc", Classes::Ascii).is_err());
     }
 
     #[test]
@@ -482,10 +605,36 @@ mod tests {
     }
 
     #[test]
+    fn ascii_text_uses_ascii_classes_and_other_text_unicode_ones() {
+        let re = PyRegex::new(r"(\w+)\s+([\d.]+)[\S]*").unwrap();
+        assert!(re.unicode.get().is_none());
+        let cap = |t: &str| {
+            re.captures(t)
+                .unwrap()
+                .map(|c| (c[1].to_string(), c[2].to_string()))
+        };
+        assert_eq!(cap("eth0  12.5x"), Some(("eth0".into(), "12.5".into())));
+        assert!(
+            re.unicode.get().is_none(),
+            "ASCII text needs no Unicode build"
+        );
+        assert_eq!(cap("café\u{a0}1"), Some(("café".into(), "1".into())));
+        assert!(re.unicode.get().is_some());
+        assert_eq!(m(r"[^\W\d]+", "ab1"), Some("ab".into()));
+        assert_eq!(m(r"[^\W\d]+", "éa1"), Some("éa".into()));
+        // Python's \s takes \x1c-\x1f (str.isspace); \S does not.
+        assert_eq!(m(r"a\sb", "a\u{1f}b"), Some("a\u{1f}b".into()));
+        assert_eq!(m(r"\S+", "a\u{1f}b"), Some("a".into()));
+        // A pattern without class escapes shares one build.
+        let plain = PyRegex::new(r"^show (?=version)").unwrap();
+        assert!(plain.unicode.get().is_some());
+    }
+
+    #[test]
     fn escapes_python_refuses_are_refused() {
-        assert!(translate(r"\q").is_err());
-        assert!(translate(r"\x4").is_err());
-        assert!(translate("\\").is_err());
+        assert!(translate(r"\q", Classes::Ascii).is_err());
+        assert!(translate(r"\x4", Classes::Ascii).is_err());
+        assert!(translate("\\", Classes::Ascii).is_err());
         assert_eq!(m(r"\x41\u0042\101\0", "ABA\0"), Some("ABA\0".into()));
     }
 }

@@ -7,10 +7,8 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use fancy_regex::Regex;
-
 use crate::error::{TemplateError, TemplateErrorKind as K};
-use crate::pyre;
+use crate::pyre::PyRegex;
 
 /// Longest `Value` and state name Python textfsm accepts.
 const MAX_NAME_LEN: usize = 48;
@@ -54,7 +52,7 @@ pub struct ValueDef {
     pub regex: String,
     /// For a `List` value whose regex has nested groups: the regex, to split each match
     /// into its named groups like Python textfsm does.
-    pub(crate) list_regex: Option<Regex>,
+    pub(crate) list_regex: Option<PyRegex>,
 }
 
 impl ValueDef {
@@ -93,7 +91,7 @@ pub(crate) enum Target {
 /// A rule: a regex and its action.
 #[derive(Debug)]
 pub(crate) struct Rule {
-    pub(crate) regex: Regex,
+    pub(crate) regex: PyRegex,
     pub(crate) line: usize,
     pub(crate) line_op: LineOp,
     pub(crate) record_op: RecordOp,
@@ -126,7 +124,15 @@ pub struct Template {
 impl Template {
     /// Compiles template `text`; `name` (a file name or path) is used in error messages.
     pub fn compile(name: &str, text: &str) -> Result<Self, TemplateError> {
-        Reader::new(name, text).read()
+        Reader::new(name, text, false).read()
+    }
+
+    /// Like [`Template::compile`], but every regex is built with Python's Unicode classes
+    /// up front and used for all text. [`Template::compile`] builds ASCII-class regexes
+    /// (same matches on ASCII text, several times cheaper to build) and the Unicode ones
+    /// only when a non-ASCII line comes; this one is for checking the Unicode builds.
+    pub fn compile_unicode(name: &str, text: &str) -> Result<Self, TemplateError> {
+        Reader::new(name, text, true).read()
     }
 
     /// The template's name, as given to [`Template::compile`].
@@ -152,6 +158,8 @@ impl Template {
 /// Splits a template into lines as Python's text-mode file iteration does (`\r\n` and `\r`
 /// are line ends too) and walks them with 1-based numbers.
 struct Reader<'a> {
+    /// Build Unicode-class regexes only (see [`Template::compile_unicode`]).
+    unicode_only: bool,
     name: &'a str,
     lines: Vec<&'a str>,
     pos: usize,
@@ -162,7 +170,7 @@ fn is_comment(line: &str) -> bool {
 }
 
 impl<'a> Reader<'a> {
-    fn new(name: &'a str, text: &'a str) -> Self {
+    fn new(name: &'a str, text: &'a str, unicode_only: bool) -> Self {
         let mut lines = Vec::new();
         let mut rest = text;
         while !rest.is_empty() {
@@ -179,6 +187,7 @@ impl<'a> Reader<'a> {
             }
         }
         Reader {
+            unicode_only,
             name,
             lines,
             pos: 0,
@@ -190,6 +199,14 @@ impl<'a> Reader<'a> {
             file: self.name.to_string(),
             line,
             kind,
+        }
+    }
+
+    fn regex(&self, python: &str) -> Result<PyRegex, crate::pyre::PatternError> {
+        if self.unicode_only {
+            PyRegex::new_unicode(python)
+        } else {
+            PyRegex::new(python)
         }
     }
 
@@ -273,7 +290,7 @@ impl<'a> Reader<'a> {
         if !regex.starts_with('(') || !regex.ends_with(')') || regex.ends_with("\\)") {
             return Err(self.error(n, K::ValueParens(regex)));
         }
-        let compiled = pyre::compile_match(&regex).map_err(|e| {
+        let compiled = self.regex(&regex).map_err(|e| {
             self.error(
                 n,
                 K::Regex {
@@ -344,7 +361,7 @@ impl<'a> Reader<'a> {
         let (pattern, action) = split_action(line);
         let regex_text = substitute(pattern, substitutions)
             .ok_or_else(|| self.error(n, K::Substitution(pattern.to_string())))?;
-        let regex = pyre::compile_match(&regex_text).map_err(|e| {
+        let regex = self.regex(&regex_text).map_err(|e| {
             self.error(
                 n,
                 K::Regex {
@@ -451,7 +468,7 @@ impl<'a> Reader<'a> {
 
 /// A rule before its target state is resolved.
 struct RawRule {
-    regex: Regex,
+    regex: PyRegex,
     line: usize,
     line_op: LineOp,
     record_op: RecordOp,

@@ -184,6 +184,49 @@ fn every_corpus_case_parses_to_its_expected_records() {
     );
 }
 
+/// The Unicode-class builds of the regexes (used for non-ASCII lines; the corpus is all
+/// ASCII) give every single-template case its expected records too.
+#[test]
+fn unicode_builds_give_the_same_records() {
+    let dir = ntc::templates_dir();
+    let lib = TemplateLibrary::open(&dir).expect("ntc-templates index");
+    let root = ntc::corpus_dir();
+    let mut compiled: BTreeMap<String, logops_textfsm::Template> = BTreeMap::new();
+    let mut checked = 0;
+    let mut problems = Vec::new();
+    for case in cases(&root) {
+        if KNOWN_FAILURES.iter().any(|(p, _)| case.raw.ends_with(p)) {
+            continue;
+        }
+        let entry = lib.find(&case.platform, &case.command).expect("index row");
+        let [name] = entry.templates.as_slice() else {
+            continue; // merged multi-template rows: covered by the test above
+        };
+        let template = compiled.entry(name.clone()).or_insert_with(|| {
+            let text = std::fs::read_to_string(dir.join(name)).expect("template");
+            logops_textfsm::Template::compile_unicode(name, &text).expect("compiles")
+        });
+        let text = std::fs::read_to_string(&case.raw).expect("raw");
+        let got: Vec<Rec> = match template.parse_text(&text) {
+            Ok(t) => t
+                .into_records()
+                .into_iter()
+                .map(|r| r.0.into_iter().collect())
+                .collect(),
+            Err(e) => {
+                problems.push(format!("{}: {e}", case.raw.display()));
+                continue;
+            }
+        };
+        if got != expected(&case.raw).expect("expected records") {
+            problems.push(format!("{}: records differ", case.raw.display()));
+        }
+        checked += 1;
+    }
+    assert!(checked > 500, "only {checked} cases");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 /// Every template the installed index names compiles (all platforms, not only the four of
 /// the corpus), so no ntc-template fails on first use in the field.
 #[test]
