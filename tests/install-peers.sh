@@ -13,6 +13,13 @@
 #   snmpd                      agent/tests/snmp_vs_snmpd.rs, agent/tests/snmp_cli.rs (the SNMP
 #                              collector's peer: v2c community and v3 users) and the snmp-bench
 #   snmp                       the same tests: net-snmp's snmpget/snmpbulkwalk give the reference values
+#   python3-venv               the venv below
+#
+# Python packages, in a venv of Debian's python3 at $NTC_VENV (the tests look there):
+#   ntc-templates==9.2.0  textfsm/tests/ntc_corpus.rs, agent/tests/textfsm_cli.rs and
+#                         textfsm/benches/corpus.rs (the templates; 9.2.0 matches the corpus
+#                         in textfsm/tests/corpus, see its README)
+#   textfsm==2.1.0        the reference engine: textfsm/benches/corpus.rs runs it beside ours
 set -euo pipefail
 
 PACKAGES=(
@@ -23,7 +30,10 @@ PACKAGES=(
     iptables
     snmpd
     snmp
+    python3-venv
 )
+NTC_VENV=/opt/logops-tests/ntc-venv
+PIP_PACKAGES=(ntc-templates==9.2.0 textfsm==2.1.0)
 
 export DEBIAN_FRONTEND=noninteractive
 
@@ -36,16 +46,32 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
     echo "install-peers: all installed (${PACKAGES[*]})"
-    exit 0
+else
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "install-peers: missing ${missing[*]}; run this script as root" >&2
+        exit 1
+    fi
+    echo "install-peers: installing ${missing[*]}"
+    # Other jobs may hold the dpkg lock: wait for it rather than fail.
+    APT=(apt-get -o DPkg::Lock::Timeout=600 -o Acquire::Retries=3)
+    "${APT[@]}" update
+    "${APT[@]}" install -y --no-install-recommends "${missing[@]}"
 fi
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "install-peers: missing ${missing[*]}; run this script as root" >&2
-    exit 1
+# The pinned Python packages: reinstalled only when `pip freeze` lacks one of the pins.
+venv_has_pins() {
+    [ -x "$NTC_VENV/bin/python" ] || return 1
+    local frozen p
+    frozen="$("$NTC_VENV/bin/python" -m pip freeze 2>/dev/null)" || return 1
+    for p in "${PIP_PACKAGES[@]}"; do
+        grep -qix "${p/-/[-_]}" <<<"$frozen" || return 1
+    done
+}
+if venv_has_pins; then
+    echo "install-peers: $NTC_VENV has ${PIP_PACKAGES[*]}"
+else
+    echo "install-peers: installing ${PIP_PACKAGES[*]} into $NTC_VENV"
+    mkdir -p "$(dirname "$NTC_VENV")"
+    /usr/bin/python3 -m venv "$NTC_VENV"
+    "$NTC_VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PIP_PACKAGES[@]}"
 fi
-
-echo "install-peers: installing ${missing[*]}"
-# Other jobs may hold the dpkg lock: wait for it rather than fail.
-APT=(apt-get -o DPkg::Lock::Timeout=600 -o Acquire::Retries=3)
-"${APT[@]}" update
-"${APT[@]}" install -y --no-install-recommends "${missing[@]}"

@@ -1,4 +1,7 @@
-//! `logops-agent`: run the agent, check a configuration, inspect the buffer.
+//! `logops-agent`: run the agent, check a configuration, inspect the buffer, try a TextFSM
+//! template.
+
+mod textfsm_cmd;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -45,6 +48,19 @@ enum Command {
         config: PathBuf,
         #[command(subcommand)]
         action: BufferAction,
+    },
+    /// Parse command output from stdin with the TextFSM template an ntc-templates index
+    /// picks, and print the records as a JSON array.
+    Textfsm {
+        /// Templates directory with its `index` file (ntc-templates' `templates/`).
+        #[arg(long)]
+        templates: PathBuf,
+        /// Platform, as the index names it (Netmiko's device_type: cisco_ios, arista_eos, ...).
+        #[arg(long)]
+        platform: String,
+        /// The command that produced the output (abbreviated as the index allows: "sh ver").
+        #[arg(long)]
+        command: String,
     },
 }
 
@@ -141,6 +157,11 @@ fn main() -> ExitCode {
             };
             buffer_command(&cfg, action)
         }
+        Command::Textfsm {
+            templates,
+            platform,
+            command,
+        } => textfsm_cmd::run(&templates, &platform, &command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
