@@ -479,6 +479,18 @@ fn v2c_gets_and_walks_equal_net_snmp_and_the_kernel() {
             .count();
     }
     assert!(compared > 100, "only {compared} values compared");
+    // Nothing else: every series once, every name from the walked tables or the GETs (a walk
+    // that ran past its subtree would add more).
+    let mut allowed: std::collections::HashSet<String> = cols
+        .values()
+        .flat_map(|(_, names)| names.iter().map(|c| format!("snmp_{c}")))
+        .collect();
+    allowed.extend(["snmp_sysUpTime", "snmp_up", "snmp_poll_duration_seconds"].map(String::from));
+    let mut series = std::collections::HashSet::new();
+    for (n, l, _, _) in t.metrics() {
+        assert!(allowed.contains(n), "unexpected metric {n}{l:?}");
+        assert!(series.insert(format!("{n}{l:?}")), "{n}{l:?} twice");
+    }
     assert!(table_metrics > 0);
 
     // The loopback byte counters agree with the kernel's. (Not the packet counters: a fresh
