@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-/// Why SNMPv3 security refused a request, in words.
+/// Why an SNMPv3 engine refused a request (what its report PDU says), in words.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UsmFailure {
     /// usmStatsUnknownUserNames.
@@ -34,6 +34,9 @@ pub enum UsmFailure {
     NotInTimeWindow,
     /// usmStatsUnknownEngineIDs, still after re-discovery.
     UnknownEngineId,
+    /// snmpUnknownPDUHandlers (SNMP-MPD-MIB): the engine has no application for the
+    /// request's type (an agent without GETBULK reports this).
+    UnknownPduHandler,
     /// Anything else snmp2 refused.
     Other(String),
 }
@@ -64,6 +67,10 @@ impl std::fmt::Display for UsmFailure {
             UsmFailure::UnknownEngineId => write!(
                 f,
                 "unknown engine id: the device keeps rejecting its own engine id, even after re-discovery (usmStatsUnknownEngineIDs)"
+            ),
+            UsmFailure::UnknownPduHandler => write!(
+                f,
+                "the device does not handle this type of request (it reported snmpUnknownPDUHandlers)"
             ),
             UsmFailure::Other(m) => f.write_str(m),
         }
@@ -169,6 +176,7 @@ impl SnmpError {
                 UsmFailure::UnsupportedLevel { .. } => "unsupported_security_level",
                 UsmFailure::NotInTimeWindow => "not_in_time_window",
                 UsmFailure::UnknownEngineId => "unknown_engine_id",
+                UsmFailure::UnknownPduHandler => "unknown_pdu_handler",
                 UsmFailure::Other(_) => "usm",
             },
             SnmpError::Status { .. } => "error_status",
@@ -177,6 +185,18 @@ impl SnmpError {
             SnmpError::Io { .. } => "socket",
             SnmpError::Secret { .. } => "secret",
         }
+    }
+
+    /// Whether the device refused the request's type (an SNMPv3 report of
+    /// snmpUnknownPDUHandlers): asking otherwise may work.
+    pub fn is_unsupported_request(&self) -> bool {
+        matches!(
+            self,
+            SnmpError::Usm {
+                failure: UsmFailure::UnknownPduHandler,
+                ..
+            }
+        )
     }
 
     /// Whether this is a timeout (a diagnosis may explain it).

@@ -24,6 +24,9 @@ pub const DEFAULT_PORT: u16 = 161;
 
 /// usmStats counters (SNMP-USER-BASED-SM-MIB), as reports carry them.
 const USM_STATS: [u32; 9] = [1, 3, 6, 1, 6, 3, 15, 1, 1];
+/// snmpUnknownPDUHandlers.0 (SNMP-MPD-MIB): reported by a v3 engine that has no application
+/// for the request's PDU type, e.g. an agent without GETBULK.
+const UNKNOWN_PDU_HANDLERS: [u32; 11] = [1, 3, 6, 1, 6, 3, 11, 2, 1, 3, 0];
 
 /// A device's secrets, read from the environment.
 #[derive(Clone)]
@@ -686,6 +689,12 @@ async fn counted(
 
 /// The failure a v3 report stands for.
 fn report_failure(a: &Answer, user: &str, level: &str) -> UsmFailure {
+    if a.varbinds
+        .iter()
+        .any(|v| v.oid.arcs() == UNKNOWN_PDU_HANDLERS)
+    {
+        return UsmFailure::UnknownPduHandler;
+    }
     let counter = a
         .varbinds
         .iter()
@@ -762,6 +771,17 @@ mod tests {
         assert!(text(2).starts_with("not in time window"), "{}", text(2));
         assert!(text(1).contains("does not accept authPriv"), "{}", text(1));
         assert!(text(9).contains("sent a report"), "{}", text(9));
+        let no_bulk = Answer {
+            varbinds: vec![Varbind {
+                oid: Oid::new(UNKNOWN_PDU_HANDLERS.to_vec()),
+                value: Value::Counter32(1),
+            }],
+            ..report(0)
+        };
+        assert_eq!(
+            report_failure(&no_bulk, "monitor", "authPriv"),
+            UsmFailure::UnknownPduHandler
+        );
     }
 
     #[test]

@@ -101,6 +101,12 @@ pub async fn walk(
                 mode.bulk = false;
                 continue;
             }
+            // An SNMPv3 engine without GETBULK says so in a report.
+            Err(e) if e.is_unsupported_request() && mode.bulk => {
+                tracing::info!(device = s.device(), root = %names::describe(root), "snmp: the device has no GETBULK (it reported snmpUnknownPDUHandlers); walking it with GETNEXT");
+                mode.bulk = false;
+                continue;
+            }
             Err(e) => return Err(e),
         };
         if a.error_status != 0 {
