@@ -20,7 +20,7 @@
 
 use std::borrow::Cow;
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, LazyLock};
 
@@ -297,13 +297,21 @@ impl Converter {
             events: Vec::new(),
         };
         let mut scalar_strings = serde_json::Map::new();
+        // An object fetched twice in one poll (`sysUpTime.0`, always fetched, inside a walk
+        // of `system`; overlapping walks) is one sample: the first one counts.
+        let mut fetched: HashSet<&Oid> = HashSet::new();
         for vb in &data.gets {
-            self.scalar_or_unknown(&mut out, vb, None, &mut scalar_strings, &mut seen);
+            if fetched.insert(&vb.oid) {
+                self.scalar_or_unknown(&mut out, vb, None, &mut scalar_strings, &mut seen);
+            }
         }
         for (root, varbinds) in &data.walks {
             let mut rows: BTreeMap<(&'static str, String), (&'static Table, Row)> = BTreeMap::new();
             let mut unknown_strings = serde_json::Map::new();
             for vb in varbinds {
+                if !fetched.insert(&vb.oid) {
+                    continue;
+                }
                 match names::classify(&vb.oid) {
                     Known::Cell {
                         table,
@@ -530,6 +538,33 @@ mod tests {
             labels: vec![],
             complete: true,
         }
+    }
+
+    #[test]
+    fn an_object_fetched_twice_in_a_poll_is_one_sample() {
+        let mut c = conv();
+        let mut data = if_poll(100, 7, 1);
+        // `system` walked (sysUpTime.0 is also always fetched by GET), and ifTable walked
+        // again through one of its columns.
+        data.walks.push((
+            "1.3.6.1.2.1.1".parse().unwrap(),
+            vec![vb("1.3.6.1.2.1.1.3.0", Value::TimeTicks(103))],
+        ));
+        data.walks.push((
+            "1.3.6.1.2.1.2.2.1.10".parse().unwrap(),
+            vec![vb("1.3.6.1.2.1.2.2.1.10.1", Value::Counter32(9))],
+        ));
+        let events = c.events(Timestamp::now(), &data, true, 0.01);
+        let up = find(&events, "snmp_sysUpTime", &[]);
+        assert_eq!(up.len(), 1, "{up:?}");
+        assert_eq!(
+            value(up[0]),
+            MetricValue::Gauge(100.0),
+            "the first fetch counts"
+        );
+        let octets = find(&events, "snmp_ifInOctets", &[("ifIndex", "1")]);
+        assert_eq!(octets.len(), 1, "{octets:?}");
+        assert_eq!(value(octets[0]), MetricValue::Counter(7.0));
     }
 
     #[test]
