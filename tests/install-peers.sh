@@ -15,11 +15,13 @@
 #   snmp                       the same tests: net-snmp's snmpget/snmpbulkwalk give the reference values
 #   python3-venv               the venv below
 #
-# Python packages, in a venv of Debian's python3 at $NTC_VENV (the tests look there):
-#   ntc-templates==9.2.0  textfsm/tests/ntc_corpus.rs, agent/tests/textfsm_cli.rs and
-#                         textfsm/benches/corpus.rs (the templates; 9.2.0 matches the corpus
-#                         in textfsm/tests/corpus, see its README)
-#   textfsm==2.1.0        the reference engine: textfsm/benches/corpus.rs runs it beside ours
+# Python packages, in venvs of Debian's python3 under /opt/logops-tests (the tests look there):
+#   ntc-venv:  ntc-templates==9.2.0  textfsm/tests/ntc_corpus.rs, agent/tests/textfsm_cli.rs and
+#                                    textfsm/benches/corpus.rs (the templates; 9.2.0 matches the
+#                                    corpus in textfsm/tests/corpus, see its README)
+#              textfsm==2.1.0        the reference engine: textfsm/benches/corpus.rs runs it beside ours
+#   snmp-venv: pysnmp==7.1.30 (+ pyasn1, cryptography for AES)  tests/tests/snmp.rs: an SNMP
+#                                    agent without GETBULK (tests/peers/snmp_nobulk.py)
 set -euo pipefail
 
 PACKAGES=(
@@ -58,20 +60,27 @@ else
     "${APT[@]}" install -y --no-install-recommends "${missing[@]}"
 fi
 
-# The pinned Python packages: reinstalled only when `pip freeze` lacks one of the pins.
+# Pinned Python packages, one venv each: (re)installed only when `pip freeze` lacks a pin.
 venv_has_pins() {
-    [ -x "$NTC_VENV/bin/python" ] || return 1
-    local frozen p
-    frozen="$("$NTC_VENV/bin/python" -m pip freeze 2>/dev/null)" || return 1
-    for p in "${PIP_PACKAGES[@]}"; do
+    local venv=$1 frozen p
+    shift
+    [ -x "$venv/bin/python" ] || return 1
+    frozen="$("$venv/bin/python" -m pip freeze 2>/dev/null)" || return 1
+    for p in "$@"; do
         grep -qix "${p/-/[-_]}" <<<"$frozen" || return 1
     done
 }
-if venv_has_pins; then
-    echo "install-peers: $NTC_VENV has ${PIP_PACKAGES[*]}"
-else
-    echo "install-peers: installing ${PIP_PACKAGES[*]} into $NTC_VENV"
-    mkdir -p "$(dirname "$NTC_VENV")"
-    /usr/bin/python3 -m venv "$NTC_VENV"
-    "$NTC_VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PIP_PACKAGES[@]}"
-fi
+ensure_venv() {
+    local venv=$1
+    shift
+    if venv_has_pins "$venv" "$@"; then
+        echo "install-peers: $venv has $*"
+    else
+        echo "install-peers: installing $* into $venv"
+        mkdir -p "$(dirname "$venv")"
+        /usr/bin/python3 -m venv "$venv"
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$@"
+    fi
+}
+ensure_venv "$NTC_VENV" "${PIP_PACKAGES[@]}"
+ensure_venv /opt/logops-tests/snmp-venv pysnmp==7.1.30 pyasn1==0.6.5 cryptography==50.0.2

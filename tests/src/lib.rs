@@ -15,6 +15,7 @@
 //! - [`process`] reads `/proc` figures (peak RSS, CPU seconds) and sends signals.
 //! - [`netns`] makes private network namespaces joined by a veth pair (deleted on drop);
 //!   [`nfq_delay`] holds a namespace's packets in an NFQUEUE to add delay (no netem here).
+//! - [`nobulk`] runs an SNMP agent without GETBULK (pysnmp), for the GETNEXT fallback.
 //! - [`snmpd`] runs Debian's net-snmp `snmpd` (v2c community, v3 users) on loopback ports and
 //!   asks it with net-snmp's own `snmpget` / `snmpbulkwalk`.
 //!
@@ -27,6 +28,7 @@ pub mod events;
 pub mod harness;
 pub mod netns;
 pub mod nfq_delay;
+pub mod nobulk;
 pub mod ping;
 pub mod pki;
 pub mod pool;

@@ -135,7 +135,8 @@ pub fn find_user(name: &str) -> User {
         .unwrap_or_else(|| panic!("no test user {name}"))
 }
 
-fn find(binary: &str) -> anyhow::Result<PathBuf> {
+/// The path of net-snmp's `binary` (snmpd, snmpget, ...), or how to install it.
+pub(crate) fn find(binary: &str) -> anyhow::Result<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
@@ -154,7 +155,7 @@ pub struct Snmpd {
 }
 
 /// Free UDP ports on 127.0.0.1 (bound, read, released).
-fn free_udp_ports(n: usize) -> Vec<u16> {
+pub(crate) fn free_udp_ports(n: usize) -> Vec<u16> {
     let sockets: Vec<std::net::UdpSocket> = (0..n)
         .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").expect("binding 127.0.0.1:0"))
         .collect();
@@ -165,7 +166,7 @@ fn free_udp_ports(n: usize) -> Vec<u16> {
 }
 
 /// Whether a UDP socket is bound on 127.0.0.1:`port` (from /proc/net/udp).
-fn udp_bound(port: u16) -> bool {
+pub(crate) fn udp_bound(port: u16) -> bool {
     let want = format!("0100007F:{port:04X}");
     std::fs::read_to_string("/proc/net/udp")
         .map(|t| {
@@ -318,21 +319,7 @@ impl Snmpd {
     }
 
     fn tool(&self, tool: &str, args: &[String]) -> anyhow::Result<String> {
-        let out = Command::new(find(tool)?)
-            .arg("-m")
-            .arg("")
-            .args(args)
-            .env("SNMP_PERSISTENT_DIR", self.dir.path().join("client"))
-            .stdin(Stdio::null())
-            .output()
-            .with_context(|| format!("running {tool}"))?;
-        anyhow::ensure!(
-            out.status.success(),
-            "{tool} {args:?}: {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        net_snmp_tool(tool, args, &self.dir.path().join("client"))
     }
 
     fn v2c_args(&self, extra: &[&str]) -> Vec<String> {
@@ -360,8 +347,28 @@ impl Snmpd {
     }
 }
 
+/// Runs net-snmp's `tool` (without MIB files) with `args`, keeping its persistent state in
+/// `persist` (not /var/lib/snmp); its standard output, or an error with its standard error.
+pub(crate) fn net_snmp_tool(tool: &str, args: &[String], persist: &Path) -> anyhow::Result<String> {
+    let out = Command::new(find(tool)?)
+        .arg("-m")
+        .arg("")
+        .args(args)
+        .env("SNMP_PERSISTENT_DIR", persist)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {tool}"))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{tool} {args:?}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// `.1.3.6.1.2.1.1.3.0 12345` lines → `1.3.6.1.2.1.1.3.0` → `12345` (strings keep quotes).
-fn parse_lines(text: &str) -> BTreeMap<String, String> {
+pub(crate) fn parse_lines(text: &str) -> BTreeMap<String, String> {
     text.lines()
         .filter_map(|l| {
             let (oid, value) = l.split_once(' ')?;

@@ -1,5 +1,6 @@
 //! The pinger against this machine's loopback: 127.0.0.0/8 and ::1 answer from the kernel
-//! itself. Run as root (raw sockets; the datagram path is tested in `ping_netns.rs`).
+//! itself; first standalone, then inside the running `logops-agent`, shipping to a real
+//! ingest. Run as root (raw sockets; the datagram path is tested in `ping_netns.rs`).
 
 use logops_agent::sources::ping::Sockets;
 use logops_e2e::ping::{group, run, values};
@@ -108,4 +109,102 @@ timeout = "200ms""#,
     assert!(metrics
         .render(None)
         .contains("logops_agent_collector_errors_total{collector=\"ping\",reason=\"resolve\"} 2"));
+}
+
+#[test]
+fn the_running_agent_ships_ping_metrics_and_counts_rounds_and_errors() {
+    use std::time::{Duration, Instant};
+
+    use logops_e2e::agent::{AgentHarness, AgentOptions, ShipTarget};
+    use logops_e2e::{IngestHarness, IngestOptions, TenantSpec};
+
+    let ingest = IngestHarness::start(IngestOptions::new().tenant(TenantSpec::new("acme")));
+    let opts = AgentOptions::new("ping-agent").extra(
+        r#"[[ping]]
+targets = ["127.0.0.1", "::1", "no-such-host.invalid"]
+interval = "1s"
+count = 3
+packet_interval = "20ms"
+timeout = "300ms"
+labels = { site = "lab" }
+"#,
+    );
+    let agent = AgentHarness::start(ShipTarget::of(&ingest, "acme"), opts);
+    let key = ingest.tenant("acme").key.clone();
+    let stored = |name: &str| {
+        ingest
+            .client()
+            .query_all(&key, "/v1/metrics", &[("name", name), ("source", "ping")])
+            .iter()
+            .map(|l| logops_common::parse_line(l, 1).unwrap().into_owned())
+            .collect::<Vec<_>>()
+    };
+    let value = |e: &logops_common::Event<'_>| match &e.payload {
+        logops_common::Payload::Metric {
+            value: logops_common::event::MetricValue::Gauge(v),
+            ..
+        } => *v,
+        other => panic!("not a gauge: {other:?}"),
+    };
+    let of = |events: &[logops_common::Event<'static>], target: &str| -> Vec<f64> {
+        events
+            .iter()
+            .filter(|e| e.labels.get("target").map(|t| t.as_ref()) == Some(target))
+            .map(value)
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut up = Vec::new();
+    while Instant::now() < deadline {
+        up = stored("ping_up");
+        if ["127.0.0.1", "::1", "no-such-host.invalid"]
+            .iter()
+            .all(|t| of(&up, t).len() >= 2)
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for target in ["127.0.0.1", "::1"] {
+        let ups = of(&up, target);
+        assert!(
+            ups.len() >= 2 && ups.iter().all(|v| *v == 1.0),
+            "{target}: ping_up {ups:?}; agent log:\n{}",
+            agent.log_tail(30)
+        );
+    }
+    assert!(of(&up, "no-such-host.invalid").iter().all(|v| *v == 0.0));
+    for e in &up {
+        assert_eq!((e.host.as_ref(), e.source.as_ref()), ("ping-agent", "ping"));
+        assert_eq!(e.labels["site"], "lab");
+    }
+    let loss = stored("ping_loss_ratio");
+    assert!(of(&loss, "127.0.0.1").iter().all(|v| *v == 0.0));
+    let rtts: Vec<f64> = stored("ping_rtt_seconds")
+        .iter()
+        .filter(|e| e.labels.get("stat").map(|s| s.as_ref()) == Some("min"))
+        .map(value)
+        .collect();
+    assert!(!rtts.is_empty());
+    assert!(
+        rtts.iter().all(|r| *r > 0.0 && *r < 0.05),
+        "loopback RTTs are above 0: {rtts:?}"
+    );
+    let resolved = stored("ping_resolved");
+    assert!(of(&resolved, "no-such-host.invalid")
+        .iter()
+        .all(|v| *v == 0.0));
+    let m = |name: &str, labels: &[(&str, &str)]| agent.metric(name, labels).unwrap_or(0.0);
+    assert!(
+        m(
+            "logops_agent_collector_rounds_total",
+            &[("collector", "ping")]
+        ) >= 2.0
+    );
+    assert!(
+        m(
+            "logops_agent_collector_errors_total",
+            &[("collector", "ping"), ("reason", "resolve")]
+        ) >= 2.0
+    );
 }

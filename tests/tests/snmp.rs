@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use logops_common::event::{Labels, MetricValue, Payload};
 use logops_common::Event;
 use logops_e2e::agent::{agent_binary, AgentHarness, AgentOptions, ShipTarget};
+use logops_e2e::nobulk::{self, NoBulkAgent};
 use logops_e2e::snmpd::{
     find_user, Snmpd, AUTH_PASSWORD, COMMUNITY, PRIV_PASSWORD, SYS_NAME, USERS,
 };
@@ -555,6 +556,182 @@ fn v2c_gets_and_walks_equal_net_snmp_and_the_kernel() {
         next.counter("request(s)") > t.counter("request(s)"),
         "GETNEXT takes more requests"
     );
+}
+
+#[test]
+fn hr_processor_load_equals_net_snmp() {
+    let snmpd = Snmpd::start(1).unwrap();
+    // net-snmp serves hrProcessorLoad (the busy share of each CPU over the last minute, in
+    // percent) only once it has a minute of samples.
+    const LOAD: &str = "1.3.6.1.2.1.25.3.3.1.2";
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let cpus = loop {
+        let walked = snmpd.snmpbulkwalk(LOAD).unwrap_or_default();
+        let loads: Vec<_> = walked
+            .into_iter()
+            .filter(|(oid, _)| oid.starts_with(&format!("{LOAD}.")))
+            .collect();
+        if !loads.is_empty() {
+            break loads.len();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "snmpd never served hrProcessorLoad; its log:\n{}",
+            snmpd.log()
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    let (_dir, path) = config(&v2c_device(
+        "cpu",
+        &snmpd.address(),
+        "walk = [\"hrProcessorTable\"]",
+    ));
+    // The value moves every few seconds: the agent's must lie between net-snmp's just
+    // before and just after.
+    let before = snmpd.snmpbulkwalk(LOAD).unwrap();
+    let t = test_snmp(&path, "cpu", &env());
+    let after = snmpd.snmpbulkwalk(LOAD).unwrap();
+    assert!(t.ok, "{}", t.stderr);
+    let loads: Vec<_> = t
+        .metrics()
+        .into_iter()
+        .filter(|(n, _, _, _)| *n == "snmp_hrProcessorLoad")
+        .collect();
+    assert_eq!(loads.len(), cpus, "{loads:?}");
+    assert!(
+        t.metrics()
+            .iter()
+            .all(|(n, _, _, _)| *n != "snmp_hrProcessorFrwID"),
+        "hrProcessorFrwID is not a metric"
+    );
+    for (_, labels, value, counter) in loads {
+        assert!(!counter, "hrProcessorLoad is a gauge");
+        let index = labels
+            .get("hrDeviceIndex")
+            .expect("labelled by hrDeviceIndex");
+        let oid = format!("{LOAD}.{index}");
+        let (a, b): (f64, f64) = (before[&oid].parse().unwrap(), after[&oid].parse().unwrap());
+        assert!(
+            (a.min(b)..=a.max(b)).contains(&value),
+            "hrProcessorLoad.{index} = {value}, net-snmp said {a} before and {b} after"
+        );
+    }
+}
+
+/// The walked subtrees of the no-GETBULK agent: the `system` group (named objects) and
+/// usmUserTable (no built-in name: metrics and a record named by OID).
+const NOBULK_WALKS: [&str; 2] = ["1.3.6.1.2.1.1", "1.3.6.1.6.3.15.1.2.2"];
+
+#[test]
+fn an_agent_without_getbulk_is_walked_with_getnext_and_gives_what_snmpwalk_gives() {
+    let agent = NoBulkAgent::start().unwrap();
+    // The premise: this agent really refuses GETBULK, over v2c and v3.
+    for v3 in [false, true] {
+        let e = agent.snmpbulkwalk(v3, NOBULK_WALKS[0]).unwrap_err();
+        assert!(!format!("{e:#}").is_empty());
+    }
+    let walks = format!(
+        "timeout = \"1s\"\nretries = 1\nwalk = [{}]",
+        NOBULK_WALKS.map(|w| format!("\"{w}\"")).join(", ")
+    );
+    let devices = v2c_device("nobulk-v2c", &agent.address(), &walks)
+        + &v3_device(
+            "nobulk-v3",
+            &agent.address(),
+            nobulk::USER,
+            "authPriv",
+            Some("sha"),
+            Some("aes"),
+            &walks,
+        );
+    let (_dir, path) = config(&devices);
+    let env = [
+        ("SNMP_COMMUNITY", nobulk::COMMUNITY),
+        ("SNMP_AUTH", nobulk::AUTH_PASSWORD),
+        ("SNMP_PRIV", nobulk::PRIV_PASSWORD),
+    ];
+    for (device, v3) in [("nobulk-v2c", false), ("nobulk-v3", true)] {
+        let t = test_snmp(&path, device, &env);
+        assert!(t.ok, "{device}: {}\n{}", t.stderr, agent.log());
+        assert!(
+            t.header.contains("walks with GETNEXT"),
+            "{device}: {}",
+            t.header
+        );
+        // Over v3 the agent says it has no GETBULK (a report), so no request times out;
+        // over v2c it stays silent and the collector gives up on GETBULK after its retries.
+        if v3 {
+            assert_eq!(t.counter("timed out"), 0, "{device}: {}", t.header);
+        } else {
+            assert!(t.counter("timed out") >= 1, "{device}: {}", t.header);
+        }
+        let scalars = t.scalar_record();
+        let table_record = t
+            .records()
+            .into_iter()
+            .find(|r| r.labels.get("walk").map(|w| w.as_ref()) == Some(NOBULK_WALKS[1]))
+            .and_then(|r| r.attrs.as_ref().map(|a| a.to_map()))
+            .unwrap_or_default();
+        let mut compared = 0;
+        for root in NOBULK_WALKS {
+            let reference = agent.snmpwalk(v3, root).unwrap();
+            assert!(reference.len() >= 8, "{root}: {reference:?}");
+            for (oid, value) in &reference {
+                let numeric = value.parse::<f64>().ok();
+                if root == NOBULK_WALKS[0] {
+                    // system: sysDescr.0 ... by name; sysUpTime moves, the rest does not.
+                    let name = match oid.as_str() {
+                        "1.3.6.1.2.1.1.1.0" => "sysDescr",
+                        "1.3.6.1.2.1.1.2.0" => "sysObjectID",
+                        "1.3.6.1.2.1.1.3.0" => continue,
+                        "1.3.6.1.2.1.1.4.0" => "sysContact",
+                        "1.3.6.1.2.1.1.5.0" => "sysName",
+                        "1.3.6.1.2.1.1.6.0" => "sysLocation",
+                        "1.3.6.1.2.1.1.7.0" => "sysServices",
+                        "1.3.6.1.2.1.1.8.0" => "sysORLastChange",
+                        other => panic!("{device}: unexpected object {other} in system"),
+                    };
+                    match numeric {
+                        Some(n) => assert_eq!(
+                            t.metric(&format!("snmp_{name}"), &[]),
+                            Some((n, false)),
+                            "{device}: {name}"
+                        ),
+                        None => match scalars.get(name) {
+                            // An empty string is left out of the record.
+                            None => assert_eq!(value, "\"\"", "{device}: {name}"),
+                            Some(got) => assert_eq!(
+                                got.as_str().unwrap(),
+                                net_snmp_string(value).trim_start_matches('.'),
+                                "{device}: {name}"
+                            ),
+                        },
+                    }
+                } else {
+                    let index = &oid[root.len() + 1..];
+                    match numeric {
+                        Some(n) => assert_eq!(
+                            t.metric("snmp_1_3_6_1_6_3_15_1_2_2", &[("index", index)]),
+                            Some((n, false)),
+                            "{device}: {oid}"
+                        ),
+                        None => {
+                            let got = table_record.get(oid).and_then(|v| v.as_str());
+                            let want = net_snmp_string(value);
+                            let want = want.trim_start_matches('.');
+                            if want.is_empty() {
+                                assert!(got.is_none_or(str::is_empty), "{device}: {oid}");
+                            } else {
+                                assert_eq!(got, Some(want), "{device}: {oid}");
+                            }
+                        }
+                    }
+                }
+                compared += 1;
+            }
+        }
+        assert!(compared >= 15, "{device}: compared {compared} objects");
+    }
 }
 
 #[test]
