@@ -62,8 +62,17 @@ pub fn start_all(
     shutdown: &crate::pipeline::Shutdown,
 ) -> std::io::Result<RunningSources> {
     let mut running = RunningSources::default();
-    if !config.files.is_empty() {
-        let source = files::FilesSource::new(config.files.clone(), emitter.clone());
+    // `[kubernetes]` is a files group with a decoder: same identity, rotation and
+    // checkpoint rules, one tailer.
+    let mut file_groups = config.files.clone();
+    file_groups.extend(
+        config
+            .kubernetes
+            .as_ref()
+            .map(crate::config::KubernetesConfig::files_group),
+    );
+    if !file_groups.is_empty() {
+        let source = files::FilesSource::new(file_groups, emitter.clone());
         let stop = shutdown.clone();
         running.threads.push(
             std::thread::Builder::new()
