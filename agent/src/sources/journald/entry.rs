@@ -146,7 +146,7 @@ mod tests {
             e[0].cursor,
             "s=739ad463348b4ceca5a9e69c95a3c93f;i=4ece7;b=6c7c6013a8cb4aa4b52c1d1f1b4ee1b2;m=7a0c2c8;t=5d1c7f4e2b1a0;x=b40c5ae4c0a2e2c"
         );
-        assert_eq!(ev.ts.to_string(), "2024-01-02T03:04:05.123456Z");
+        assert_eq!(ev.ts.to_string(), "2024-01-02T03:04:05.123456000Z");
         assert_eq!(
             ev.payload,
             Payload::Log {
