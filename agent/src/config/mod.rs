@@ -642,7 +642,9 @@ pub(crate) fn check(config: &Config) -> Vec<(String, String)> {
     if let Some(s) = &config.snmp {
         snmp::check(s, &mut errs);
     }
-    stdout::check(config, &mut |k: &str, m: String| errs.push((k.to_owned(), m)));
+    stdout::check(config, &mut |k: &str, m: String| {
+        errs.push((k.to_owned(), m))
+    });
     errs
 }
 

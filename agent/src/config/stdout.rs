@@ -224,7 +224,9 @@ pub(crate) fn check(config: &super::Config, err: &mut impl FnMut(&str, String)) 
                 &key("command"),
                 "give the program and its arguments, e.g. [\"/usr/bin/app\", \"--flag\"]".into(),
             ),
-            Some(p) if p.is_empty() => err(&format!("exec[{i}].command[0]"), "empty program".into()),
+            Some(p) if p.is_empty() => {
+                err(&format!("exec[{i}].command[0]"), "empty program".into())
+            }
             Some(_) => {}
         }
         if let Some(d) = &e.working_dir {
@@ -271,7 +273,10 @@ pub(crate) fn check(config: &super::Config, err: &mut impl FnMut(&str, String)) 
         }
         for (k, u) in j.units.iter().enumerate() {
             if u.is_empty() || u.starts_with('-') {
-                err(&format!("journald.units[{k}]"), format!("`{u}` is not a unit name"));
+                err(
+                    &format!("journald.units[{k}]"),
+                    format!("`{u}` is not a unit name"),
+                );
             }
         }
         labels("journald", &j.labels, err);

@@ -93,7 +93,11 @@ pub async fn run(cfg: ExecConfig, emitter: Emitter, shutdown: Shutdown) {
                 let (w, st) = describe_exit(s);
                 (w, st, !s.success())
             }
-            Ended::SpawnFailed(e) => (format!("could not be started: {e}"), "spawn_error".into(), true),
+            Ended::SpawnFailed(e) => (
+                format!("could not be started: {e}"),
+                "spawn_error".into(),
+                true,
+            ),
         };
         m.process_exits
             .get_or_create(&ProcessExitLabels {
@@ -223,10 +227,22 @@ async fn run_once(cx: &Arc<Ctx>, shutdown: &Shutdown) -> (Ended, Option<u32>) {
     tracing::info!(command = %cx.name, pid, "exec: started");
     let mut pumps = Vec::new();
     if let Some(out) = child.stdout.take() {
-        pumps.push(tokio::spawn(pump(cx.clone(), out, "stdout", pid, shutdown.clone())));
+        pumps.push(tokio::spawn(pump(
+            cx.clone(),
+            out,
+            "stdout",
+            pid,
+            shutdown.clone(),
+        )));
     }
     if let Some(err) = child.stderr.take() {
-        pumps.push(tokio::spawn(pump(cx.clone(), err, "stderr", pid, shutdown.clone())));
+        pumps.push(tokio::spawn(pump(
+            cx.clone(),
+            err,
+            "stderr",
+            pid,
+            shutdown.clone(),
+        )));
     }
     let mut stop = shutdown.clone();
     let grace = cfg.stop_timeout.get();

@@ -88,9 +88,12 @@ impl StreamLines {
         self.records.clear();
         let len = self.carry + n;
         let mut pieces = Vec::new();
-        let rest = split_pieces(&self.buf[..len], self.max_line, &mut self.in_split, &mut |p| {
-            pieces.push(p)
-        });
+        let rest = split_pieces(
+            &self.buf[..len],
+            self.max_line,
+            &mut self.in_split,
+            &mut |p| pieces.push(p),
+        );
         let base = self.base;
         for p in pieces {
             self.push(p, base);
@@ -108,7 +111,11 @@ impl StreamLines {
         self.records.clear();
         let len = self.carry;
         if len > 0 {
-            let e = if self.buf[len - 1] == b'\r' { len - 1 } else { len };
+            let e = if self.buf[len - 1] == b'\r' {
+                len - 1
+            } else {
+                len
+            };
             let mut pieces = Vec::new();
             cut_line(
                 &self.buf[..len],

@@ -44,7 +44,11 @@ pub async fn stop_group(
             status.ok()
         }
         Err(_) => {
-            tracing::warn!(pid, ?grace, "the process did not stop after SIGTERM; sending SIGKILL to its process group");
+            tracing::warn!(
+                pid,
+                ?grace,
+                "the process did not stop after SIGTERM; sending SIGKILL to its process group"
+            );
             signal_group(pid, libc::SIGKILL);
             child.wait().await.ok()
         }

@@ -282,7 +282,15 @@ mod tests {
             len: 256,
             hash: 0xab,
         };
-        let v = FileCheckpoint::encode("/var/log/a.log", "/var/log/a.log", key, 120, full, false, None);
+        let v = FileCheckpoint::encode(
+            "/var/log/a.log",
+            "/var/log/a.log",
+            key,
+            120,
+            full,
+            false,
+            None,
+        );
         assert_eq!(
             std::str::from_utf8(&v).unwrap(),
             r#"{"path":"/var/log/a.log","offset":120,"fingerprint":"00000000000000ab","dev":2049,"ino":77}"#

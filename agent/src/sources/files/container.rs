@@ -109,8 +109,11 @@ fn decode_cri(line: &[u8]) -> Result<Line<'_>, DecodeError> {
     let ts = std::str::from_utf8(ts)
         .ok()
         .and_then(|s| Timestamp::parse(s).ok())
-        .ok_or(DecodeError::Cri("the first field is not an RFC 3339 timestamp"))?;
-    let stream = Stream::parse(stream).ok_or(DecodeError::Cri("the stream is not stdout or stderr"))?;
+        .ok_or(DecodeError::Cri(
+            "the first field is not an RFC 3339 timestamp",
+        ))?;
+    let stream =
+        Stream::parse(stream).ok_or(DecodeError::Cri("the stream is not stdout or stderr"))?;
     // A tag may carry more flags after `:` (the CRI spec reserves them); P is the one.
     let partial = match tag.split(|&b| b == b':').next() {
         Some(b"P") => true,
@@ -459,10 +462,10 @@ mod tests {
     fn interleaved_streams_hold_the_checkpoint_and_skip_on_resume() {
         let mut d = Decoder::new(ContainerFormat::Cri, 1000);
         let lines = [
-            format!("{T} stderr P err-a "),  // pending from 0
-            format!("{T} stdout F out-1"),   // emitted, held at 0
-            format!("{T} stdout F out-2"),   // emitted, held at 0
-            format!("{T} stderr F err-b"),   // completes stderr
+            format!("{T} stderr P err-a "), // pending from 0
+            format!("{T} stdout F out-1"),  // emitted, held at 0
+            format!("{T} stdout F out-2"),  // emitted, held at 0
+            format!("{T} stderr F err-b"),  // completes stderr
         ];
         let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
         let (out, _) = run(&mut d, &refs[..3], 0);

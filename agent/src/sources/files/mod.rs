@@ -1330,7 +1330,9 @@ fn pod_labels(path: &Path) -> Labels<'static> {
     let container = path.parent();
     let pod_dir = container.and_then(Path::parent);
     let (Some(container), Some(pod_dir)) = (
-        container.and_then(|c| c.file_name()).and_then(|c| c.to_str()),
+        container
+            .and_then(|c| c.file_name())
+            .and_then(|c| c.to_str()),
         pod_dir.and_then(|p| p.file_name()).and_then(|p| p.to_str()),
     ) else {
         return labels;
@@ -1340,7 +1342,10 @@ fn pod_labels(path: &Path) -> Labels<'static> {
         tracing::debug!(path = %path.display(), "kubernetes: not a /var/log/pods/<namespace>_<pod>_<uid>/<container>/ path; no pod labels");
         return labels;
     };
-    for (k, v) in KUBERNETES_LABELS.iter().zip([namespace, pod, uid, container]) {
+    for (k, v) in KUBERNETES_LABELS
+        .iter()
+        .zip([namespace, pod, uid, container])
+    {
         labels.insert(Cow::Borrowed(*k), Cow::Owned(v.to_owned()));
     }
     labels

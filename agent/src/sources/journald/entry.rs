@@ -41,7 +41,11 @@ fn text(v: &Value) -> Option<(String, bool)> {
         Value::Array(items) if items.iter().all(Value::is_number) => {
             let bytes: Vec<u8> = items
                 .iter()
-                .map(|n| n.as_u64().and_then(|n| u8::try_from(n).ok()).unwrap_or(b'?'))
+                .map(|n| {
+                    n.as_u64()
+                        .and_then(|n| u8::try_from(n).ok())
+                        .unwrap_or(b'?')
+                })
                 .collect();
             match String::from_utf8(bytes) {
                 Ok(s) => Some((s, false)),
@@ -154,7 +158,10 @@ mod tests {
                 body: Cow::Borrowed("disk almost full")
             }
         );
-        assert_eq!(ev.labels.get("unit").map(|v| v.as_ref()), Some("nginx.service"));
+        assert_eq!(
+            ev.labels.get("unit").map(|v| v.as_ref()),
+            Some("nginx.service")
+        );
         assert_eq!(ev.labels.get("env").map(|v| v.as_ref()), Some("test"));
         let a = ev.attrs.as_ref().unwrap().to_map();
         assert_eq!(a["pid"], 4242);
@@ -175,13 +182,22 @@ mod tests {
             }
             p => panic!("{p:?}"),
         }
-        assert!(!e[1].event.attrs.as_ref().unwrap().to_map().contains_key("invalid_utf8"));
+        assert!(!e[1]
+            .event
+            .attrs
+            .as_ref()
+            .unwrap()
+            .to_map()
+            .contains_key("invalid_utf8"));
         // Not UTF-8: lossy and flagged.
         match &e[2].event.payload {
             Payload::Log { body, .. } => assert_eq!(body, "bad \u{FFFD} byte"),
             p => panic!("{p:?}"),
         }
-        assert_eq!(e[2].event.attrs.as_ref().unwrap().to_map()["invalid_utf8"], true);
+        assert_eq!(
+            e[2].event.attrs.as_ref().unwrap().to_map()["invalid_utf8"],
+            true
+        );
         // A field given twice; no PRIORITY, no unit.
         match &e[3].event.payload {
             Payload::Log { body, severity } => {

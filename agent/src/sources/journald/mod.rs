@@ -56,9 +56,15 @@ pub fn checkpoint_key(cfg: &JournaldConfig) -> String {
 
 /// journalctl's arguments.
 pub fn arguments(cfg: &JournaldConfig, cursor: Option<&str>) -> Vec<String> {
-    let mut a: Vec<String> = ["--output=json", "--follow", "--all", "--no-pager", "--quiet"]
-        .map(String::from)
-        .to_vec();
+    let mut a: Vec<String> = [
+        "--output=json",
+        "--follow",
+        "--all",
+        "--no-pager",
+        "--quiet",
+    ]
+    .map(String::from)
+    .to_vec();
     if let Some(d) = &cfg.directory {
         a.push(format!("--directory={}", d.display()));
     }
