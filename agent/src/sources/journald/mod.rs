@@ -139,11 +139,9 @@ pub async fn run(cfg: JournaldConfig, emitter: Emitter, shutdown: Shutdown) {
             _ = stop.wait() => true,
         };
         m.process_running.get_or_create(&plabels).set(0);
-        let status = if stopped {
-            stop_group(&mut child, STOP_GRACE).await
-        } else {
-            child.wait().await.ok()
-        };
+        // Stopped, at the end of its output, or after a failed append (it may still run):
+        // its group goes in every case, and its status says how it ended.
+        let status = stop_group(&mut child, STOP_GRACE).await;
         if stopped || shutdown.is_triggered() {
             return;
         }
