@@ -14,6 +14,10 @@
 #                              collector's peer: v2c community and v3 users) and the snmp-bench
 #   snmp                       the same tests: net-snmp's snmpget/snmpbulkwalk give the reference values
 #   python3-venv               the venv below
+#   systemd-journal-remote     tests/tests/stdout.rs (journald: /lib/systemd/systemd-journal-remote writes
+#                              real journal files from export format)
+#   systemd                    tests/tests/stdout.rs (journalctl reads them; no systemd runs here)
+#   coreutils                  tests/tests/stdout.rs (`base64`: the exec back-pressure flood)
 #
 # Python packages, in venvs of Debian's python3 under /opt/logops-tests (the tests look there):
 #   ntc-venv:  ntc-templates==9.2.0  textfsm/tests/ntc_corpus.rs, agent/tests/textfsm_cli.rs and
@@ -33,6 +37,9 @@ PACKAGES=(
     snmpd
     snmp
     python3-venv
+    systemd-journal-remote
+    systemd
+    coreutils
 )
 NTC_VENV=/opt/logops-tests/ntc-venv
 PIP_PACKAGES=(ntc-templates==9.2.0 textfsm==2.1.0)

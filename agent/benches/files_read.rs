@@ -111,6 +111,7 @@ fn main() {
         multiline: None,
         rescan_interval: HumanDuration::secs(10),
         rotate_wait: HumanDuration::secs(5),
+        container: None,
     };
 
     let cpu0 = cpu_seconds();

@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::metrics::AgentMetrics;
 use crate::pipeline::{Emitter, Shutdown};
 use crate::shipper::Shipper;
+use crate::sources::stdin::StdinFeed;
 
 /// The buffer directory under `data_dir`.
 pub fn buffer_dir(config: &Config) -> PathBuf {
@@ -54,8 +55,10 @@ fn prepare(
     Ok((emitter, shipper))
 }
 
-/// Runs the agent until SIGTERM or SIGINT.
-pub async fn run(config_path: &Path, first: Config) -> anyhow::Result<()> {
+/// Runs the agent until SIGTERM or SIGINT, or with `stdin`, until the end of its standard
+/// input (see [`crate::sources::stdin`]: then it fails if what was read could not all be
+/// sent within `ship.shutdown_timeout`).
+pub async fn run(config_path: &Path, first: Config, stdin: bool) -> anyhow::Result<()> {
     let buffer = open_buffer(&first)
         .with_context(|| format!("opening the buffer in {}", first.agent.data_dir.display()))?;
     let metrics = Arc::new(AgentMetrics::new());
@@ -63,6 +66,10 @@ pub async fn run(config_path: &Path, first: Config) -> anyhow::Result<()> {
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     let data_dir = first.agent.data_dir.clone();
+    let stdin = match stdin {
+        true => Some(StdinFeed::start().context("starting to read stdin")?),
+        false => None,
+    };
     let mut prepared = Some(prepare(&first, &buffer, &metrics)?);
     let mut config = first;
     loop {
@@ -81,14 +88,22 @@ pub async fn run(config_path: &Path, first: Config) -> anyhow::Result<()> {
                 admin_stop,
             ))
         });
-        let sources = crate::sources::start_all(&config, &emitter, &sources_stop)
+        let sources = crate::sources::start_all(&config, &emitter, &sources_stop, stdin.as_ref())
             .context("starting the sources")?;
+        let input_ended = async {
+            match &stdin {
+                Some(feed) => feed.ended().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(input_ended);
         tracing::info!(agent = %agent_id, sources = sources.len(), url = %config.ship.url, "logops-agent running");
 
         let stop = loop {
             tokio::select! {
                 _ = term.recv() => break Stop::Terminate("SIGTERM"),
                 _ = int.recv() => break Stop::Terminate("SIGINT"),
+                _ = &mut input_ended => break Stop::Terminate("end of stdin"),
                 _ = hup.recv() => match Config::load(config_path) {
                     Err(errors) => tracing::error!("SIGHUP: the new configuration is not valid, keeping the running one:\n{errors}"),
                     // Secrets and certificates are read now, while the old configuration
@@ -123,6 +138,17 @@ pub async fn run(config_path: &Path, first: Config) -> anyhow::Result<()> {
                     let _ = a.await;
                 }
                 buffer.flush()?;
+                if signal == "end of stdin" {
+                    let left = buffer.stats()?;
+                    let events = left.queued_events + left.batch_events;
+                    anyhow::ensure!(
+                        events == 0,
+                        "{events} event(s) are still in the buffer after ship.shutdown_timeout (is the ingest reachable?): they are sent by the next start with data_dir {}",
+                        data_dir.display()
+                    );
+                    tracing::info!("stopped: everything read from stdin was sent");
+                    return Ok(());
+                }
                 tracing::info!("stopped");
                 return Ok(());
             }

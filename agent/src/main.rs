@@ -29,6 +29,10 @@ enum Command {
         /// Configuration file.
         #[arg(long, short = 'c', default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+        /// Also read log lines from standard input (`source = "stdin"`); at its end, send
+        /// what was read and exit (0 when all of it was acknowledged).
+        #[arg(long)]
+        stdin: bool,
     },
     /// Check a configuration file: exit 0, or print every error and exit 1.
     CheckConfig {
@@ -127,13 +131,13 @@ fn main() -> ExitCode {
             }
             Err(code) => return code,
         },
-        Command::Run { config } => {
+        Command::Run { config, stdin } => {
             let cfg = match load(&config) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
             init_logging();
-            run(&config, cfg)
+            run(&config, cfg, stdin)
         }
         Command::Test {
             what:
@@ -172,7 +176,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(path: &Path, config: Config) -> anyhow::Result<()> {
+fn run(path: &Path, config: Config, stdin: bool) -> anyhow::Result<()> {
     // Two workers are plenty: file reading runs on its own thread, sends are I/O bound.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -181,7 +185,7 @@ fn run(path: &Path, config: Config) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(app::run(path, config))
+    rt.block_on(app::run(path, config, stdin))
 }
 
 /// `logops-agent test snmp`: exit 0 when the poll succeeded, 1 when it failed.

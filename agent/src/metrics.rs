@@ -48,6 +48,26 @@ pub struct CollectorReasonLabels {
     pub reason: String,
 }
 
+/// Labels naming a child process of a source (an `[[exec]]` command, journalctl).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProcessLabels {
+    /// `exec` or `journald`.
+    pub source: String,
+    /// The command's name.
+    pub name: String,
+}
+
+/// Labels of a child process's exit.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProcessExitLabels {
+    /// `exec` or `journald`.
+    pub source: String,
+    /// The command's name.
+    pub name: String,
+    /// The exit code, `signal_N`, or `spawn_error`.
+    pub status: String,
+}
+
 /// Labels with a reason.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
@@ -92,6 +112,28 @@ pub struct AgentMetrics {
     pub collector_timeouts: Family<CollectorLabels, Counter>,
     /// Errors per collector and reason (`resolve`, `send`, `socket`, ...).
     pub collector_errors: Family<CollectorReasonLabels, Counter>,
+    /// Child processes started per source and command (the first start and restarts).
+    pub process_starts: Family<ProcessLabels, Counter>,
+    /// Child process exits per source, command and status.
+    pub process_exits: Family<ProcessExitLabels, Counter>,
+    /// Whether each child process runs (1) or waits to be restarted (0).
+    pub process_running: Family<ProcessLabels, Gauge>,
+    /// Lines read per source and stream (`exec`, `stdin`: stdout/stderr/stdin; `journald`:
+    /// journal entries).
+    pub source_lines: Family<SourceStreamLabels, Counter>,
+    /// Input a source could not decode (kept raw, flagged `parse_error`), per source.
+    pub decode_errors: Family<SourceLabels, Counter>,
+}
+
+/// Labels naming a source and one of its streams.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceStreamLabels {
+    /// `exec`, `stdin`, `journald`.
+    pub source: String,
+    /// The command's name (`exec`), else the source.
+    pub name: String,
+    /// `stdout`, `stderr`, `stdin`, `journal`.
+    pub stream: String,
 }
 
 impl Default for AgentMetrics {
@@ -206,6 +248,36 @@ impl AgentMetrics {
             "Errors per collector and reason",
             collector_errors.clone(),
         );
+        let process_starts = Family::default();
+        r.register(
+            "process_starts",
+            "Child processes started (exec commands, journalctl), restarts included",
+            process_starts.clone(),
+        );
+        let process_exits = Family::default();
+        r.register(
+            "process_exits",
+            "Child process exits by status",
+            process_exits.clone(),
+        );
+        let process_running = Family::default();
+        r.register(
+            "process_running",
+            "Whether each child process runs (1) or waits for its restart (0)",
+            process_running.clone(),
+        );
+        let source_lines = Family::default();
+        r.register(
+            "source_lines",
+            "Lines (journal entries) read per source and stream",
+            source_lines.clone(),
+        );
+        let decode_errors = Family::default();
+        r.register(
+            "decode_errors",
+            "Input kept raw because it did not decode, per source",
+            decode_errors.clone(),
+        );
         AgentMetrics {
             registry: r,
             lines_read,
@@ -225,6 +297,11 @@ impl AgentMetrics {
             collector_rounds,
             collector_timeouts,
             collector_errors,
+            process_starts,
+            process_exits,
+            process_running,
+            source_lines,
+            decode_errors,
         }
     }
 

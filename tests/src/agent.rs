@@ -212,6 +212,11 @@ pub struct AgentOptions {
     pub binary: Option<PathBuf>,
     /// Raw TOML appended to the configuration (a source's sections: `[snmp]`, ...).
     pub extra: Vec<String>,
+    /// Arguments added after `run --config FILE` (e.g. `--stdin`).
+    pub run_args: Vec<String>,
+    /// Give the process a pipe as stdin ([`AgentHarness::take_stdin`]) instead of
+    /// /dev/null.
+    pub stdin_pipe: bool,
 }
 
 impl Default for AgentOptions {
@@ -242,7 +247,16 @@ impl AgentOptions {
             env: Vec::new(),
             binary: None,
             extra: Vec::new(),
+            run_args: Vec::new(),
+            stdin_pipe: false,
         }
+    }
+
+    /// Runs `logops-agent run --config FILE --stdin` with a pipe as its stdin.
+    pub fn stdin(mut self) -> Self {
+        self.run_args.push("--stdin".into());
+        self.stdin_pipe = true;
+        self
     }
 
     /// Appends raw TOML (whole sections) to the configuration.
@@ -518,7 +532,12 @@ impl AgentHarness {
         cmd.arg("run")
             .arg("--config")
             .arg(self.config_path())
-            .stdin(Stdio::null())
+            .args(&self.opts.run_args)
+            .stdin(if self.opts.stdin_pipe {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(log.try_clone()?)
             .stderr(log)
             .env("NO_COLOR", "1")
@@ -619,6 +638,12 @@ impl AgentHarness {
             );
         }
         self.start_again();
+    }
+
+    /// The write end of the process's stdin (with [`AgentOptions::stdin`]); dropping it
+    /// ends the agent's input.
+    pub fn take_stdin(&mut self) -> Option<std::process::ChildStdin> {
+        self.child.as_mut().and_then(|c| c.stdin.take())
     }
 
     /// Kills the process with SIGKILL and reaps it. No-op if it is not running.

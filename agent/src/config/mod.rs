@@ -6,6 +6,7 @@
 
 mod report;
 mod snmp;
+mod stdout;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -18,6 +19,10 @@ pub use report::{ConfigError, ConfigErrors};
 pub use snmp::{
     AuthProtocol, Credentials, DeviceSettings, PrivProtocol, SecurityLevel, SnmpConfig, SnmpDevice,
     SnmpProfile, SnmpVersion, UsmSettings,
+};
+pub use stdout::{
+    exec_name, ContainerDecoding, ContainerFormat, ExecConfig, JournaldConfig, KubernetesConfig,
+    RestartPolicy, KUBERNETES_LABELS,
 };
 
 /// The whole configuration.
@@ -42,6 +47,13 @@ pub struct Config {
     pub ping: Vec<PingConfig>,
     /// `[snmp]`: SNMP devices to poll (`[snmp.profile.NAME]`, `[[snmp.device]]`); absent = off.
     pub snmp: Option<SnmpConfig>,
+    /// `[[exec]]`: commands whose stdout and stderr lines are events.
+    #[serde(default)]
+    pub exec: Vec<ExecConfig>,
+    /// `[journald]`: the systemd journal; absent = off.
+    pub journald: Option<JournaldConfig>,
+    /// `[kubernetes]`: container logs (`/var/log/pods`); absent = off.
+    pub kubernetes: Option<KubernetesConfig>,
     /// `[self_metrics]`: the agent's own Prometheus endpoint.
     #[serde(default)]
     pub self_metrics: SelfMetricsConfig,
@@ -242,6 +254,10 @@ pub struct FilesConfig {
     /// After a rotation by rename, the old file is read until it has been quiet this long.
     #[serde(default = "default_rotate_wait")]
     pub rotate_wait: HumanDuration,
+    /// Set for the `[kubernetes]` group: container log lines are decoded (not a
+    /// `[[files]]` option).
+    #[serde(skip)]
+    pub container: Option<ContainerDecoding>,
 }
 
 fn default_max_line() -> ByteSize {
@@ -626,6 +642,9 @@ pub(crate) fn check(config: &Config) -> Vec<(String, String)> {
     if let Some(s) = &config.snmp {
         snmp::check(s, &mut errs);
     }
+    stdout::check(config, &mut |k: &str, m: String| {
+        errs.push((k.to_owned(), m))
+    });
     errs
 }
 

@@ -449,3 +449,69 @@ community_env = "C"
         assert!(all.contains(want), "missing {want:?} in\n{all}");
     }
 }
+
+/// The commented `[[exec]]`, `[journald]` and `[kubernetes]` blocks of the shipped example,
+/// uncommented, are valid and mean what they say.
+#[test]
+fn the_commented_stdout_sections_of_the_example_parse() {
+    let example = include_str!("../../../config.example.toml");
+    let mut text = String::from(ISSUE_EXAMPLE);
+    for header in ["# [[exec]]", "# [journald]", "# [kubernetes]"] {
+        let start = example.find(header).expect(header);
+        for line in example[start..].lines() {
+            let Some(l) = line.strip_prefix("# ") else {
+                break;
+            };
+            text.push_str(l);
+            text.push('\n');
+        }
+    }
+    // `directory` and `files` exclude each other: keep the directory.
+    let text = text.replace("files = [\"/srv/j/*.journal\"]", "");
+    let c = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(c.exec[0].command, ["/usr/bin/myapp", "--verbose"]);
+    assert_eq!(c.exec[0].restart, RestartPolicy::Always);
+    assert_eq!(c.exec[0].stop_timeout.get().as_secs(), 5);
+    let j = c.journald.unwrap();
+    assert_eq!(j.units, ["nginx.service", "sshd.service"]);
+    assert_eq!(j.start_at, StartAt::End);
+    let k = c.kubernetes.unwrap();
+    assert_eq!(k.paths, ["/var/log/pods/*/*/*.log"]);
+    assert_eq!(k.format, ContainerFormat::Auto);
+    let g = k.files_group();
+    assert_eq!(g.container.unwrap().max_message_bytes, 1 << 20);
+}
+
+#[test]
+fn stdout_sections_are_checked() {
+    let text = format!(
+        r#"{ISSUE_EXAMPLE}
+[[exec]]
+command = []
+
+[[exec]]
+command = ["/bin/app"]
+working_dir = "relative"
+
+[[exec]]
+command = ["/usr/local/bin/app"]
+
+[journald]
+directory = "/j"
+files = ["/k"]
+
+[kubernetes]
+labels = {{ pod = "x" }}
+"#
+    );
+    let e = parse(&text).unwrap_err().to_string();
+    for want in [
+        "exec[0].command",
+        "exec[1].working_dir: `relative` must be an absolute path",
+        "exec[2].name: `app` is also the name of exec[1]",
+        "journald: set directory or files, not both",
+        "kubernetes.labels.pod: `pod` is set from each file's path",
+    ] {
+        assert!(e.contains(want), "missing {want:?} in:\n{e}");
+    }
+}

@@ -3,11 +3,16 @@
 //! nothing of the buffer's engine, batches or HTTP; adding one is a new module here and a
 //! config section.
 
+pub mod exec;
 pub mod files;
 pub mod host;
+pub mod journald;
+pub mod lines;
 pub mod metric;
 pub mod ping;
+pub mod process;
 pub mod snmp;
+pub mod stdin;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -55,15 +60,48 @@ impl RunningSources {
     }
 }
 
-/// Starts every source the configuration enables.
+/// Starts every source the configuration enables, and the stdin source when the agent
+/// reads its standard input (`run --stdin`).
 pub fn start_all(
     config: &crate::config::Config,
     emitter: &crate::pipeline::Emitter,
     shutdown: &crate::pipeline::Shutdown,
+    stdin: Option<&std::sync::Arc<stdin::StdinFeed>>,
 ) -> std::io::Result<RunningSources> {
     let mut running = RunningSources::default();
-    if !config.files.is_empty() {
-        let source = files::FilesSource::new(config.files.clone(), emitter.clone());
+    if let Some(feed) = stdin {
+        let (feed, emitter, stop) = (feed.clone(), emitter.clone(), shutdown.clone());
+        running.threads.push(
+            std::thread::Builder::new()
+                .name("stdin".into())
+                .spawn(move || feed.run(emitter, stop))?,
+        );
+    }
+    for e in &config.exec {
+        running.tasks.push(tokio::spawn(exec::run(
+            e.clone(),
+            emitter.clone(),
+            shutdown.clone(),
+        )));
+    }
+    if let Some(j) = &config.journald {
+        running.tasks.push(tokio::spawn(journald::run(
+            j.clone(),
+            emitter.clone(),
+            shutdown.clone(),
+        )));
+    }
+    // `[kubernetes]` is a files group with a decoder: same identity, rotation and
+    // checkpoint rules, one tailer.
+    let mut file_groups = config.files.clone();
+    file_groups.extend(
+        config
+            .kubernetes
+            .as_ref()
+            .map(crate::config::KubernetesConfig::files_group),
+    );
+    if !file_groups.is_empty() {
+        let source = files::FilesSource::new(file_groups, emitter.clone());
         let stop = shutdown.clone();
         running.threads.push(
             std::thread::Builder::new()

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::pipeline::CheckpointUpdate;
 
+use super::container::Skip;
 use super::identity::{fingerprint_hex, parse_fingerprint, FileKey, Head, FINGERPRINT_BYTES};
 
 /// The position of one file, stored with the events read up to it.
@@ -48,6 +49,10 @@ pub(crate) struct FileCheckpoint {
     /// piece of that line (flagged `split`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub mid_line: bool,
+    /// Container logs: `offset` stays at a partial line of this stream while lines of the
+    /// other stream up to `until` are already in the buffer (see `container`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip: Option<Skip>,
 }
 
 impl FileCheckpoint {
@@ -78,6 +83,7 @@ impl FileCheckpoint {
         offset: u64,
         head: Head,
         mid_line: bool,
+        skip: Option<Skip>,
     ) -> Vec<u8> {
         #[derive(Serialize)]
         struct Borrowed<'a> {
@@ -92,6 +98,8 @@ impl FileCheckpoint {
             ino: u64,
             #[serde(skip_serializing_if = "std::ops::Not::not")]
             mid_line: bool,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            skip: Option<Skip>,
         }
         serde_json::to_vec(&Borrowed {
             path,
@@ -102,6 +110,7 @@ impl FileCheckpoint {
             dev: key.dev,
             ino: key.ino,
             mid_line,
+            skip,
         })
         .expect("a checkpoint always serializes")
     }
@@ -273,7 +282,15 @@ mod tests {
             len: 256,
             hash: 0xab,
         };
-        let v = FileCheckpoint::encode("/var/log/a.log", "/var/log/a.log", key, 120, full, false);
+        let v = FileCheckpoint::encode(
+            "/var/log/a.log",
+            "/var/log/a.log",
+            key,
+            120,
+            full,
+            false,
+            None,
+        );
         assert_eq!(
             std::str::from_utf8(&v).unwrap(),
             r#"{"path":"/var/log/a.log","offset":120,"fingerprint":"00000000000000ab","dev":2049,"ino":77}"#
@@ -282,13 +299,13 @@ mod tests {
         assert_eq!(cp.offset, 120);
         assert_eq!(cp.head(), full);
         assert!(!cp.mid_line);
-        let v = FileCheckpoint::encode("/a.1", "/a", key, 5, Head::NONE, true);
+        let v = FileCheckpoint::encode("/a.1", "/a", key, 5, Head::NONE, true, None);
         let cp = FileCheckpoint::decode(&v).unwrap();
         assert_eq!((cp.head(), cp.mid_line), (Head::NONE, true));
         assert_eq!((cp.path.as_str(), cp.matched_path()), ("/a.1", "/a"));
         // A head shorter than 256 bytes says how long it is.
         let short = Head::of_bytes(b"t0000\n");
-        let v = FileCheckpoint::encode("/a", "/a", key, 6, short, false);
+        let v = FileCheckpoint::encode("/a", "/a", key, 6, short, false, None);
         assert!(std::str::from_utf8(&v)
             .unwrap()
             .contains(r#""head_bytes":6"#));
@@ -303,6 +320,7 @@ mod tests {
             offset,
             Head::NONE,
             false,
+            None,
         )
     }
 

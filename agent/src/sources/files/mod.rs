@@ -47,10 +47,11 @@
 //!   name, the other one takes it over from its checkpoint.
 
 mod checkpoint;
+mod container;
 mod discovery;
 mod identity;
 mod multiline;
-mod reader;
+pub(crate) mod reader;
 #[cfg(test)]
 mod tests;
 
@@ -71,12 +72,13 @@ use prometheus_client::metrics::counter::Counter;
 use serde_json::value::RawValue;
 
 use crate::chunk::Chunk;
-use crate::config::{FilesConfig, StartAt};
+use crate::config::{ContainerDecoding, FilesConfig, StartAt, KUBERNETES_LABELS};
 use crate::metrics::{GroupLabels, PathLabels};
 use crate::pipeline::{CheckpointUpdate, EmitError, Emitter, Shutdown};
 use crate::sources::merge_labels;
 
 use checkpoint::{pattern_marker_key, FileCheckpoint, PatternMarker};
+use container::{Decoder, Skip};
 use discovery::Patterns;
 use identity::{FileKey, Head};
 use multiline::Multiline;
@@ -84,6 +86,8 @@ use reader::{current_path, is_at, start_of_last_line, Records, Split, Tail, READ
 
 /// `source` of the events.
 const SOURCE: &str = "file";
+/// `source` of the events of the `[kubernetes]` group.
+const KUBERNETES_SOURCE: &str = "kubernetes";
 /// A chunk is emitted at this many events ...
 const CHUNK_EVENTS: u32 = 1_000;
 /// ... or this many bytes of NDJSON.
@@ -253,6 +257,8 @@ enum Start {
 
 /// What a group's events share.
 struct GroupOut {
+    /// `file`, or `kubernetes` for container logs.
+    source: &'static str,
     labels: Labels<'static>,
     lines_read: Counter,
     bytes_read: Counter,
@@ -289,6 +295,11 @@ impl Group {
             multiline: cfg.multiline.as_ref().and_then(Multiline::new),
             max_line: line_limit(cfg.max_line_bytes.bytes()),
             out: GroupOut {
+                source: if cfg.container.is_some() {
+                    KUBERNETES_SOURCE
+                } else {
+                    SOURCE
+                },
                 labels: merge_labels(emitter.agent_labels(), &cfg.labels),
                 lines_read: metrics.lines_read.get_or_create_owned(&name),
                 bytes_read: metrics.bytes_read.get_or_create_owned(&name),
@@ -299,6 +310,20 @@ impl Group {
             next_rescan: now + rescan_interval(&cfg),
             next_rotated_poll: now,
             cfg,
+        }
+    }
+
+    /// Sets up what a new tail of this group decodes: container logs get a decoder (resuming
+    /// with the checkpoint's `skip`) and the labels their path gives.
+    fn prepare(&self, t: &mut Tail, skip: Option<Skip>) {
+        if let Some(ContainerDecoding {
+            format,
+            max_message_bytes,
+        }) = self.cfg.container
+        {
+            let max = usize::try_from(max_message_bytes).unwrap_or(usize::MAX);
+            t.decode_containers(Decoder::new(format, max), skip);
+            t.labels = pod_labels(&t.path);
         }
     }
 
@@ -450,7 +475,11 @@ fn next_deadline(cx: &Ctx, groups: &[Group], now: Instant) -> Option<Instant> {
             if let Some(r) = t.retry_at {
                 at(r);
             }
-            if let Some(p) = g.multiline.as_ref().and_then(|ml| t.pending.deadline(ml)) {
+            if let Some(p) = g
+                .multiline
+                .as_ref()
+                .and_then(|ml| t.joiner.pending.deadline(ml))
+            {
                 at(p);
             }
         }
@@ -481,22 +510,25 @@ fn emit_records(
             return Ok(());
         }
         let update = match last {
-            Last::Keep => Some((t.committed, t.committed_mid)),
-            Last::Reset => Some((0, false)),
+            Last::Keep => Some((t.committed, t.committed_mid, t.committed_skip)),
+            Last::Reset => Some((0, false, None)),
             Last::Forget => None,
         };
         return emit(o, t, &Chunk::new(), update, (0, 0));
     }
-    let labels: Labels<'_> = o
+    let mut labels: Labels<'_> = o
         .group
         .labels
         .iter()
         .map(|(k, v)| (Cow::Borrowed(k.as_ref()), Cow::Borrowed(v.as_ref())))
         .collect();
+    // A container log's pod labels (a few short strings, once per block).
+    labels.extend(t.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let now = Timestamp::now();
     let mut ev = Event {
-        ts: Timestamp::now(),
+        ts: now,
         host: Cow::Borrowed(&**o.emitter.agent_id()),
-        source: Cow::Borrowed(SOURCE),
+        source: Cow::Borrowed(o.group.source),
         labels,
         attrs: None,
         payload: Payload::Log {
@@ -510,6 +542,7 @@ fn emit_records(
         let raw: &RawValue = serde_json::from_str(&recs.attrs[rec.attrs.clone()])
             .expect("the reader writes valid JSON objects");
         ev.attrs = Attrs::from_raw(raw).ok();
+        ev.ts = rec.ts.unwrap_or(now);
         ev.payload = Payload::Log {
             severity: None,
             body: Cow::Borrowed(recs.body(rec, buf)),
@@ -520,9 +553,9 @@ fn emit_records(
         let is_last = i + 1 == n;
         if is_last || chunk.events() >= CHUNK_EVENTS || chunk.len() >= CHUNK_BYTES {
             let update = match last {
-                Last::Reset if is_last => Some((0, false)),
+                Last::Reset if is_last => Some((0, false, None)),
                 Last::Forget if is_last => None,
-                _ => Some((rec.end, rec.mid_line)),
+                _ => Some((rec.end, rec.mid_line, rec.skip)),
             };
             emit(o, t, &chunk, update, (lines, bytes))?;
             (lines, bytes) = (0, 0);
@@ -539,16 +572,20 @@ fn emit(
     o: &Out<'_>,
     t: &mut Tail,
     chunk: &Chunk,
-    update: Option<(u64, bool)>,
+    update: Option<(u64, bool, Option<Skip>)>,
     (lines, bytes): (u64, u64),
 ) -> Result<(), Halt> {
-    let value = update.map(|(off, mid)| t.checkpoint(off, mid));
+    let value = update.map(|(off, mid, skip)| t.checkpoint(off, mid, skip));
     let cps: [CheckpointUpdate; 1] = [(t.cp_key.clone(), value)];
-    match o.emitter.emit_blocking(SOURCE, chunk, &cps, o.shutdown) {
+    match o
+        .emitter
+        .emit_blocking(o.group.source, chunk, &cps, o.shutdown)
+    {
         Ok(()) => {
-            if let Some((off, mid)) = update {
+            if let Some((off, mid, skip)) = update {
                 t.committed = off;
                 t.committed_mid = mid;
+                t.committed_skip = skip;
             }
             t.dirty = false;
             o.group.lines_read.inc_by(lines);
@@ -714,10 +751,7 @@ impl Ctx {
         let mut written = Vec::new();
         for g in groups.iter() {
             for t in g.files.values().filter(|t| t.dirty) {
-                updates.push((
-                    t.cp_key.clone(),
-                    Some(t.checkpoint(t.committed, t.committed_mid)),
-                ));
+                updates.push((t.cp_key.clone(), Some(t.committed_checkpoint())));
                 written.push((g.index, t.key));
             }
             for p in &g.cfg.paths {
@@ -799,6 +833,7 @@ impl Ctx {
             return None;
         }
         let mut t = Tail::new(file, key, path.to_owned(), offset, mid, head, size);
+        g.prepare(&mut t, cp.skip);
         t.dirty = head != cp.head() || path.to_string_lossy() != cp.path.as_str();
         t.set_matched(cp.matched_path());
         t.rotated = Some(now);
@@ -878,27 +913,29 @@ impl Ctx {
                 return None;
             }
         };
-        let (offset, mid, dirty) = match self.saved.remove(&key) {
+        let (offset, mid, skip, dirty) = match self.saved.remove(&key) {
             Some(cp) => match resume(&cp, &file, size, path) {
                 Resume::At(o, m) => (
                     o,
                     m,
+                    cp.skip,
                     head != cp.head() || path.to_string_lossy() != cp.path.as_str(),
                 ),
-                Resume::Replaced => (0, false, true),
+                Resume::Replaced => (0, false, None, true),
             },
             None => match start {
                 Start::Configured(StartAt::End) => match start_of_last_line(&file, size) {
-                    Ok(o) => (o, false, true),
+                    Ok(o) => (o, false, None, true),
                     Err(e) => {
                         g.report(path, "cannot read", &e);
                         return None;
                     }
                 },
-                Start::Configured(StartAt::Beginning) | Start::Zero => (0, false, true),
+                Start::Configured(StartAt::Beginning) | Start::Zero => (0, false, None, true),
             },
         };
         let mut t = Tail::new(file, key, path.to_owned(), offset, mid, head, size);
+        g.prepare(&mut t, skip);
         t.dirty = dirty;
         t.behind = Some(
             self.emitter
@@ -1093,7 +1130,7 @@ impl Ctx {
         let (Some(t), Some(ml)) = (files.get_mut(&key), multiline.as_ref()) else {
             return Ok(());
         };
-        if t.pending.deadline(ml).is_none_or(|d| d > now) {
+        if t.joiner.pending.deadline(ml).is_none_or(|d| d > now) {
             return Ok(());
         }
         t.flush_pending(&mut self.records);
@@ -1150,7 +1187,7 @@ impl Ctx {
         by_path.retain(|_, k| *k != key);
         self.owners.remove(&key);
         if handover {
-            if let Some(cp) = FileCheckpoint::decode(&t.checkpoint(t.committed, t.committed_mid)) {
+            if let Some(cp) = FileCheckpoint::decode(&t.committed_checkpoint()) {
                 self.saved.insert(key, cp);
             }
         }
@@ -1282,4 +1319,34 @@ fn halted(h: Halt, t: &mut Tail, now: Instant) -> Result<(), Stop> {
             Ok(())
         }
     }
+}
+
+/// The labels of a Kubernetes container log from its path,
+/// `/var/log/pods/<namespace>_<pod>_<uid>/<container>/<restart>.log` (also after rotation to
+/// `<restart>.log.<timestamp>` in the same directory). Namespaces, pod names and uids cannot
+/// hold `_`. Empty for other layouts.
+fn pod_labels(path: &Path) -> Labels<'static> {
+    let mut labels = Labels::new();
+    let container = path.parent();
+    let pod_dir = container.and_then(Path::parent);
+    let (Some(container), Some(pod_dir)) = (
+        container
+            .and_then(|c| c.file_name())
+            .and_then(|c| c.to_str()),
+        pod_dir.and_then(|p| p.file_name()).and_then(|p| p.to_str()),
+    ) else {
+        return labels;
+    };
+    let parts: Vec<&str> = pod_dir.split('_').collect();
+    let [namespace, pod, uid] = parts[..] else {
+        tracing::debug!(path = %path.display(), "kubernetes: not a /var/log/pods/<namespace>_<pod>_<uid>/<container>/ path; no pod labels");
+        return labels;
+    };
+    for (k, v) in KUBERNETES_LABELS
+        .iter()
+        .zip([namespace, pod, uid, container])
+    {
+        labels.insert(Cow::Borrowed(*k), Cow::Owned(v.to_owned()));
+    }
+    labels
 }

@@ -16,9 +16,12 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use logops_common::event::Labels;
+use logops_common::Timestamp;
 use prometheus_client::metrics::gauge::Gauge;
 
 use super::checkpoint::{file_key, FileCheckpoint};
+use super::container::{self, Decoded, Decoder, Skip, Stream};
 use super::identity::{FileKey, Head};
 use super::multiline::{Joined, Multiline, Pending};
 
@@ -45,10 +48,14 @@ pub(crate) struct Record {
     pub end: u64,
     /// `end` is inside a split line.
     pub mid_line: bool,
+    /// Stored with `end`: lines already in the buffer past it (container logs).
+    pub skip: Option<Skip>,
     /// Lines it completes (metrics).
     pub lines: u32,
     /// File bytes it covers (metrics).
     pub bytes: u64,
+    /// When it happened, when the line says (container logs); else now.
+    pub ts: Option<Timestamp>,
 }
 
 /// Records made from one block (or one flush), with the text they own.
@@ -63,11 +70,11 @@ pub(crate) struct Records {
 }
 
 /// Where a record lies in its file and how it is flagged.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Span {
     /// File offset of its first byte (the `offset` attribute).
     pub offset: u64,
-    /// The checkpoint after it.
+    /// The offset just after it (its checkpoint, unless `hold` is before it).
     pub end: u64,
     /// Flag `split`.
     pub split: bool,
@@ -75,6 +82,16 @@ pub(crate) struct Span {
     pub mid_line: bool,
     /// Lines it completes.
     pub lines: u32,
+    /// The time the line gives (container logs).
+    pub ts: Option<Timestamp>,
+    /// The `stream` attribute (container logs).
+    pub stream: Option<&'static str>,
+    /// Flag `incomplete`: a partial line whose end never came.
+    pub incomplete: bool,
+    /// Flag `parse_error`: the line did not decode (kept whole).
+    pub parse_error: bool,
+    /// The checkpoint cannot pass this offset: a partial line of this stream starts there.
+    pub hold: Option<(u64, Stream)>,
 }
 
 /// Appends the decimal digits of `n` (what `write!` does, without the formatting machinery).
@@ -125,20 +142,43 @@ impl Records {
         let a = self.attrs.len();
         self.attrs.push_str(attrs_prefix);
         push_u64(&mut self.attrs, span.offset);
+        if let Some(stream) = span.stream {
+            self.attrs.push_str(r#","stream":""#);
+            self.attrs.push_str(stream);
+            self.attrs.push('"');
+        }
         if span.split {
             self.attrs.push_str(r#","split":true"#);
+        }
+        if span.incomplete {
+            self.attrs.push_str(r#","incomplete":true"#);
+        }
+        if span.parse_error {
+            self.attrs.push_str(r#","parse_error":true"#);
         }
         if invalid {
             self.attrs.push_str(r#","invalid_utf8":true"#);
         }
         self.attrs.push('}');
+        let (end, skip) = match span.hold {
+            Some((at, stream)) if at < span.end => (
+                at,
+                Some(Skip {
+                    stream,
+                    until: span.end,
+                }),
+            ),
+            _ => (span.end, None),
+        };
         self.list.push(Record {
             body,
             attrs: a..self.attrs.len(),
-            end: span.end,
+            end,
             mid_line: span.mid_line,
+            skip,
             lines: span.lines,
             bytes: span.end.saturating_sub(span.offset),
+            ts: span.ts,
         });
     }
 
@@ -178,6 +218,214 @@ fn cut_at(data: &[u8], from: usize, limit: usize) -> usize {
     }
 }
 
+/// A piece of text found by [`split_pieces`], by index into its block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Piece {
+    /// A whole line (without `\n` or `\r\n`) within the limit; the next line starts at
+    /// `end`.
+    Line {
+        /// The text.
+        range: Range<usize>,
+        /// Just after its newline.
+        end: usize,
+    },
+    /// A piece of a line longer than the limit (flagged `split`).
+    Split {
+        /// The text.
+        range: Range<usize>,
+        /// Where what follows it starts.
+        end: usize,
+        /// `end` is inside the line (more pieces follow).
+        mid_line: bool,
+        /// 1 when it ends the line, else 0.
+        lines: u32,
+    },
+}
+
+/// Cuts the complete line `data[r]` (newline excluded), whose newline ends at `end`: one
+/// [`Piece::Line`], or pieces at most `max_line` long (also when it continues a split line,
+/// `in_split`).
+pub(crate) fn cut_line(
+    data: &[u8],
+    r: Range<usize>,
+    end: usize,
+    max_line: usize,
+    in_split: &mut bool,
+    f: &mut impl FnMut(Piece),
+) {
+    let (mut s, e) = (r.start, r.end);
+    if e - s <= max_line && !*in_split {
+        f(Piece::Line { range: s..e, end });
+        return;
+    }
+    while e - s > max_line {
+        let cut = cut_at(data, s, s + max_line);
+        f(Piece::Split {
+            range: s..cut,
+            end: cut,
+            mid_line: true,
+            lines: 0,
+        });
+        s = cut;
+    }
+    f(Piece::Split {
+        range: s..e,
+        end,
+        mid_line: false,
+        lines: 1,
+    });
+    *in_split = false;
+}
+
+/// Splits a block into lines (`\n` or `\r\n`), cutting lines longer than `max_line` into
+/// pieces, also an unfinished last line already longer than that (so that memory stays
+/// bounded). Returns where the unfinished rest starts: the caller keeps it (the carry) and
+/// puts it before the next block.
+pub(crate) fn split_pieces(
+    data: &[u8],
+    max_line: usize,
+    in_split: &mut bool,
+    f: &mut impl FnMut(Piece),
+) -> usize {
+    let mut s = 0usize;
+    for nl in memchr::memchr_iter(b'\n', data) {
+        let mut e = nl;
+        if e > s && data[e - 1] == b'\r' {
+            e -= 1;
+        }
+        cut_line(data, s..e, nl + 1, max_line, in_split, f);
+        s = nl + 1;
+    }
+    while data.len() - s > max_line {
+        let cut = cut_at(data, s, s + max_line);
+        f(Piece::Split {
+            range: s..cut,
+            end: cut,
+            mid_line: true,
+            lines: 0,
+        });
+        *in_split = true;
+        s = cut;
+    }
+    s
+}
+
+/// What a file's lines go through before they are records: the multiline rule or the
+/// container decoder (at most one), and the pieces they hold.
+#[derive(Debug, Default)]
+pub(crate) struct Joiner {
+    /// The multiline event being joined.
+    pub pending: Pending,
+    /// The container log decoder, for `[kubernetes]` files.
+    pub decoder: Option<Decoder>,
+}
+
+impl Joiner {
+    /// Routes one piece of `data` (at file offset `base`; the read buffer when `in_buf`).
+    #[allow(clippy::too_many_arguments)]
+    fn route(
+        &mut self,
+        prefix: &str,
+        p: Piece,
+        data: &[u8],
+        base: u64,
+        in_buf: bool,
+        cx: &Split<'_>,
+        out: &mut Records,
+    ) {
+        let at = |i: usize| in_buf.then_some(i);
+        match p {
+            Piece::Split {
+                range,
+                end,
+                mid_line,
+                lines,
+            } => {
+                self.flush(prefix, out);
+                let span = Span {
+                    offset: base + range.start as u64,
+                    end: base + end as u64,
+                    split: true,
+                    mid_line,
+                    lines,
+                    ..Span::default()
+                };
+                out.push(prefix, &data[range.clone()], at(range.start), span);
+            }
+            Piece::Line { range, end } => {
+                let (offset, end) = (base + range.start as u64, base + end as u64);
+                let line = &data[range.clone()];
+                if let Some(d) = self.decoder.as_mut() {
+                    d.feed(line, offset, end, &mut |e: Decoded<'_>| {
+                        let (bytes, pos) = match &e.body {
+                            container::Body::InLine(r) => {
+                                (&line[r.clone()], at(range.start + r.start))
+                            }
+                            container::Body::Text(t) => (*t, None),
+                        };
+                        out.push(prefix, bytes, pos, decoded_span(&e));
+                    });
+                } else if let Some(ml) = cx.multiline {
+                    self.pending.feed(
+                        ml,
+                        line,
+                        offset,
+                        end,
+                        cx.max_line,
+                        cx.now,
+                        &mut |j: Joined<'_>| out.push(prefix, j.text, None, joined_span(&j)),
+                    );
+                } else {
+                    let span = Span {
+                        offset,
+                        end,
+                        lines: 1,
+                        ..Span::default()
+                    };
+                    out.push(prefix, line, at(range.start), span);
+                }
+            }
+        }
+    }
+
+    /// Completes what is pending: the multiline event, the partial container lines.
+    pub fn flush(&mut self, prefix: &str, out: &mut Records) {
+        self.pending
+            .flush(&mut |j: Joined<'_>| out.push(prefix, j.text, None, joined_span(&j)));
+        if let Some(d) = self.decoder.as_mut() {
+            d.flush(&mut |e: Decoded<'_>| {
+                let container::Body::Text(t) = e.body else {
+                    unreachable!("flushed partial lines are joined text")
+                };
+                out.push(prefix, t, None, decoded_span(&e));
+            });
+        }
+    }
+
+    /// Forgets what is pending (read again from the checkpoint, which carried `skip`).
+    pub fn clear(&mut self, skip: Option<Skip>) {
+        self.pending.clear();
+        if let Some(d) = self.decoder.as_mut() {
+            d.reset(skip);
+        }
+    }
+}
+
+fn decoded_span(e: &Decoded<'_>) -> Span {
+    Span {
+        offset: e.start,
+        end: e.end,
+        split: e.split,
+        mid_line: false,
+        lines: e.lines,
+        ts: e.ts,
+        stream: e.stream.map(Stream::as_str),
+        incomplete: e.incomplete,
+        parse_error: e.error.is_some(),
+        hold: e.hold,
+    }
+}
+
 /// One tailed file.
 pub(crate) struct Tail {
     /// The open file: read through this descriptor until closed, whatever its name becomes.
@@ -198,6 +446,10 @@ pub(crate) struct Tail {
     pub committed: u64,
     /// The last checkpoint written was inside a split line.
     pub committed_mid: bool,
+    /// The skip of the last checkpoint written (container logs).
+    pub committed_skip: Option<Skip>,
+    /// Labels of this file's events besides its group's (container logs: from its path).
+    pub labels: Labels<'static>,
     /// The unfinished last line (at most `max_line_bytes`).
     pub carry: Vec<u8>,
     /// What is read next continues a split line.
@@ -205,8 +457,9 @@ pub(crate) struct Tail {
     /// What is known of the file's first bytes: grows with what is read (up to 256 bytes);
     /// a change of them means other content (see [`Head`]).
     pub head: Head,
-    /// The multiline event being joined.
-    pub pending: Pending,
+    /// What its lines go through: the multiline event being joined, the container
+    /// decoder.
+    pub joiner: Joiner,
     /// Set when the file left its path (renamed or deleted): the last time it grew.
     pub rotated: Option<Instant>,
     /// The checkpoint must be written even if no line is (path, fingerprint, reset).
@@ -242,10 +495,12 @@ impl Tail {
             read_pos: offset,
             committed: offset,
             committed_mid: mid_line,
+            committed_skip: None,
+            labels: Labels::new(),
             carry: Vec::new(),
             in_split: mid_line,
             head,
-            pending: Pending::default(),
+            joiner: Joiner::default(),
             rotated: None,
             dirty: true,
             size,
@@ -293,8 +548,15 @@ impl Tail {
         &self.path_str
     }
 
+    /// Decodes its lines as container logs; `skip` comes from its checkpoint.
+    pub fn decode_containers(&mut self, decoder: Decoder, skip: Option<Skip>) {
+        self.joiner.decoder = Some(decoder);
+        self.committed_skip = skip;
+        self.joiner.clear(skip);
+    }
+
     /// The checkpoint value for `offset`.
-    pub fn checkpoint(&self, offset: u64, mid_line: bool) -> Vec<u8> {
+    pub fn checkpoint(&self, offset: u64, mid_line: bool, skip: Option<Skip>) -> Vec<u8> {
         FileCheckpoint::encode(
             &self.path_str,
             &self.matched,
@@ -302,14 +564,20 @@ impl Tail {
             offset,
             self.head,
             mid_line,
+            skip,
         )
+    }
+
+    /// The value of the last checkpoint written.
+    pub fn committed_checkpoint(&self) -> Vec<u8> {
+        self.checkpoint(self.committed, self.committed_mid, self.committed_skip)
     }
 
     /// Drops what was read past the checkpoint (it is read again).
     pub fn rewind(&mut self) {
         self.read_pos = self.committed;
         self.carry.clear();
-        self.pending.clear();
+        self.joiner.clear(self.committed_skip);
         self.in_split = self.committed_mid;
     }
 
@@ -317,7 +585,7 @@ impl Tail {
     pub fn reset(&mut self) {
         self.read_pos = 0;
         self.carry.clear();
-        self.pending.clear();
+        self.joiner.clear(None);
         self.in_split = false;
         self.head = Head::NONE;
     }
@@ -351,106 +619,22 @@ impl Tail {
     /// Turns a block (starting at file offset `base`, in the read buffer) into records; the
     /// unfinished last line becomes the carry.
     pub fn split_block(&mut self, data: &[u8], base: u64, cx: &Split<'_>, out: &mut Records) {
-        let mut s = 0usize;
-        for nl in memchr::memchr_iter(b'\n', data) {
-            let mut e = nl;
-            if e > s && data[e - 1] == b'\r' {
-                e -= 1;
-            }
-            self.line(data, s..e, base, base + nl as u64 + 1, true, cx, out);
-            s = nl + 1;
-        }
-        // An unfinished line already longer than the limit: emit it in pieces now, so that
-        // memory stays bounded.
-        while data.len() - s > cx.max_line {
-            let cut = cut_at(data, s, s + cx.max_line);
-            self.flush_pending(out);
-            let span = Span {
-                offset: base + s as u64,
-                end: base + cut as u64,
-                split: true,
-                mid_line: true,
-                lines: 0,
-            };
-            out.push(&self.attrs_prefix, &data[s..cut], Some(s), span);
-            self.in_split = true;
-            s = cut;
-        }
-        self.carry.extend_from_slice(&data[s..]);
+        let Tail {
+            joiner,
+            attrs_prefix,
+            in_split,
+            carry,
+            ..
+        } = self;
+        let rest = split_pieces(data, cx.max_line, in_split, &mut |p| {
+            joiner.route(attrs_prefix, p, data, base, true, cx, out)
+        });
+        carry.extend_from_slice(&data[rest..]);
     }
 
-    /// One complete line `data[r]` (without `\n`/`\r\n`), ending at file offset `end`;
-    /// `data` is at file offset `base` and is the read buffer if `in_buf`.
-    #[allow(clippy::too_many_arguments)]
-    fn line(
-        &mut self,
-        data: &[u8],
-        r: Range<usize>,
-        base: u64,
-        end: u64,
-        in_buf: bool,
-        cx: &Split<'_>,
-        out: &mut Records,
-    ) {
-        let at = |i: usize| in_buf.then_some(i);
-        let (mut s, e) = (r.start, r.end);
-        if e - s > cx.max_line || self.in_split {
-            self.flush_pending(out);
-            while e - s > cx.max_line {
-                let cut = cut_at(data, s, s + cx.max_line);
-                let span = Span {
-                    offset: base + s as u64,
-                    end: base + cut as u64,
-                    split: true,
-                    mid_line: true,
-                    lines: 0,
-                };
-                out.push(&self.attrs_prefix, &data[s..cut], at(s), span);
-                s = cut;
-            }
-            let span = Span {
-                offset: base + s as u64,
-                end,
-                split: true,
-                mid_line: false,
-                lines: 1,
-            };
-            out.push(&self.attrs_prefix, &data[s..e], at(s), span);
-            self.in_split = false;
-            return;
-        }
-        let offset = base + s as u64;
-        match cx.multiline {
-            Some(ml) => {
-                let prefix = &self.attrs_prefix;
-                self.pending.feed(
-                    ml,
-                    &data[s..e],
-                    offset,
-                    end,
-                    cx.max_line,
-                    cx.now,
-                    &mut |j: Joined<'_>| out.push(prefix, j.text, None, joined_span(&j)),
-                );
-            }
-            None => {
-                let span = Span {
-                    offset,
-                    end,
-                    split: false,
-                    mid_line: false,
-                    lines: 1,
-                };
-                out.push(&self.attrs_prefix, &data[s..e], at(s), span);
-            }
-        }
-    }
-
-    /// Completes the pending multiline event, if any.
+    /// Completes the pending multiline event and partial container lines, if any.
     pub fn flush_pending(&mut self, out: &mut Records) {
-        let prefix = &self.attrs_prefix;
-        self.pending
-            .flush(&mut |j: Joined<'_>| out.push(prefix, j.text, None, joined_span(&j)));
+        self.joiner.flush(&self.attrs_prefix, out);
     }
 
     /// The file is finished (closed after rotation, or truncated): its unfinished last line
@@ -463,7 +647,15 @@ impl Tail {
             if carry[e - 1] == b'\r' {
                 e -= 1;
             }
-            self.line(&carry, 0..e, base, self.read_pos, false, cx, out);
+            let Tail {
+                joiner,
+                attrs_prefix,
+                in_split,
+                ..
+            } = self;
+            cut_line(&carry, 0..e, carry.len(), cx.max_line, in_split, &mut |p| {
+                joiner.route(attrs_prefix, p, &carry, base, false, cx, out)
+            });
             self.carry = carry;
             self.carry.clear();
         }
@@ -476,8 +668,8 @@ fn joined_span(j: &Joined<'_>) -> Span {
         offset: j.start,
         end: j.end,
         split: j.split,
-        mid_line: false,
         lines: j.lines,
+        ..Span::default()
     }
 }
 

@@ -73,6 +73,7 @@ fn group(paths: &[&Path]) -> FilesConfig {
         multiline: None,
         rescan_interval: HumanDuration::secs(2),
         rotate_wait: HumanDuration::millis(300),
+        container: None,
     }
 }
 
@@ -880,7 +881,7 @@ fn checkpoints_of_the_per_group_layout_are_rewritten_and_go_on() {
     let legacy = |gid: &str| format!("file:{gid}:{}:{}", m.dev(), m.ino());
     let old = |offset| {
         let p = app.to_string_lossy();
-        FileCheckpoint::encode(&p, &p, key, offset, Head::NONE, false)
+        FileCheckpoint::encode(&p, &p, key, offset, Head::NONE, false, None)
     };
     let marker = format!(
         r#"{{"paths":[{:?}],"start_at":"end","started":"2026-01-01T00:00:00Z"}}"#,
