@@ -122,6 +122,7 @@ impl Shipper {
             builder = builder.tls_backend_preconfigured((*tls).clone());
             Some(tls)
         } else {
+            builder = builder.tls_backend_preconfigured(crate::tls::unused_config()?);
             None
         };
         let client = builder.build().context("building the HTTP client")?;

@@ -81,6 +81,21 @@ fn certs(
     Ok(certs)
 }
 
+/// The HTTP client's TLS configuration for an `http://` URL: never used for the ingest, and
+/// without roots, so that building the client does not need the system's CA certificates
+/// (a minimal system may have none: reqwest's default would refuse to start).
+pub fn unused_config() -> Result<ClientConfig, TlsConfigError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Ok(ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|source| TlsConfigError::Rustls {
+            what: "TLS versions",
+            source,
+        })?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth())
+}
+
 /// The client configuration of `[ship]`: what the HTTP client uses, and [`probe`] too.
 ///
 /// Like reqwest's own: aws-lc-rs, the platform's verifier (system roots) with
