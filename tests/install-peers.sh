@@ -18,6 +18,14 @@
 #                              real journal files from export format)
 #   systemd                    tests/tests/stdout.rs (journalctl reads them; no systemd runs here)
 #   coreutils                  tests/tests/stdout.rs (`base64`: the exec back-pressure flood)
+#   debootstrap                tests/tests/packaging.rs (the Debian root the packages are installed in,
+#                              made below)
+#   rpm                        tests/tests/packaging.rs (rpmbuild for packaging/build.sh; rpm --root)
+#   binutils                   packaging/build.sh (objdump: a .deb's library dependencies)
+#   prometheus                 tests/tests/packaging.rs (promtool: packaging/prometheus alert rules)
+#
+# A Debian bookworm root (debootstrap minbase + systemd, procps, ca-certificates) at $DEBIAN_ROOT:
+#   tests/tests/packaging.rs installs, runs and purges the .deb and .rpm packages in it.
 #
 # Python packages, in venvs of Debian's python3 under /opt/logops-tests (the tests look there):
 #   ntc-venv:  ntc-templates==9.2.0  textfsm/tests/ntc_corpus.rs, agent/tests/textfsm_cli.rs and
@@ -26,6 +34,8 @@
 #              textfsm==2.1.0        the reference engine: textfsm/benches/corpus.rs runs it beside ours
 #   snmp-venv: pysnmp==7.1.30 (+ pyasn1, cryptography for AES)  tests/tests/snmp.rs: an SNMP
 #                                    agent without GETBULK (tests/peers/snmp_nobulk.py)
+#   k8s-venv:  kubernetes-validate==1.37.0  tests/tests/packaging.rs: packaging/kubernetes
+#                                    against the Kubernetes API schemas
 set -euo pipefail
 
 PACKAGES=(
@@ -40,6 +50,10 @@ PACKAGES=(
     systemd-journal-remote
     systemd
     coreutils
+    debootstrap
+    rpm
+    binutils
+    prometheus
 )
 NTC_VENV=/opt/logops-tests/ntc-venv
 PIP_PACKAGES=(ntc-templates==9.2.0 textfsm==2.1.0)
@@ -91,3 +105,36 @@ ensure_venv() {
 }
 ensure_venv "$NTC_VENV" "${PIP_PACKAGES[@]}"
 ensure_venv /opt/logops-tests/snmp-venv pysnmp==7.1.30 pyasn1==0.6.5 cryptography==50.0.2
+ensure_venv /opt/logops-tests/k8s-venv kubernetes-validate==1.37.0
+
+# The Debian root for the package tests, made once (about 240 MB; a minute or two): minbase
+# plus what the packages depend on beyond it, so that dpkg -i needs no network at test time.
+DEBIAN_ROOT=/opt/logops-tests/debian-bookworm
+ROOT_PACKAGES=(systemd procps ca-certificates)
+root_has_packages() {
+    local p
+    [ -x "$DEBIAN_ROOT/usr/bin/dpkg" ] || return 1
+    for p in "${ROOT_PACKAGES[@]}"; do
+        [ "$(chroot "$DEBIAN_ROOT" dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || return 1
+    done
+}
+if root_has_packages; then
+    echo "install-peers: $DEBIAN_ROOT is a Debian root with ${ROOT_PACKAGES[*]}"
+elif [ -x "$DEBIAN_ROOT/usr/bin/dpkg" ]; then
+    echo "install-peers: adding ${ROOT_PACKAGES[*]} to $DEBIAN_ROOT"
+    cp /etc/resolv.conf "$DEBIAN_ROOT/etc/resolv.conf"
+    # What an interrupted package test may have left half-installed.
+    chroot "$DEBIAN_ROOT" dpkg --purge logops-agent logops-ingest >/dev/null 2>&1 || true
+    chroot "$DEBIAN_ROOT" apt-get -o Acquire::Retries=3 update >/dev/null
+    chroot "$DEBIAN_ROOT" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y --no-install-recommends "${ROOT_PACKAGES[@]}" >/dev/null
+else
+    echo "install-peers: debootstrap of Debian bookworm into $DEBIAN_ROOT"
+    rm -rf "$DEBIAN_ROOT.partial"
+    MIRROR=$(sed -n 's/^URIs: *\(http[^ ]*debian\)\/*$/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
+    INCLUDE=$(IFS=,; echo "${ROOT_PACKAGES[*]}")
+    debootstrap --variant=minbase --include="$INCLUDE" bookworm "$DEBIAN_ROOT.partial" \
+        "${MIRROR:-http://deb.debian.org/debian}" > /tmp/logops-debootstrap.log 2>&1 \
+        || { tail -20 /tmp/logops-debootstrap.log >&2; exit 1; }
+    mv "$DEBIAN_ROOT.partial" "$DEBIAN_ROOT"
+fi
