@@ -6,6 +6,7 @@
 
 mod report;
 mod snmp;
+mod ssh;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -18,6 +19,10 @@ pub use report::{ConfigError, ConfigErrors};
 pub use snmp::{
     AuthProtocol, Credentials, DeviceSettings, PrivProtocol, SecurityLevel, SnmpConfig, SnmpDevice,
     SnmpProfile, SnmpVersion, UsmSettings,
+};
+pub use ssh::{
+    CommandSpec, HostKeyPolicy, MetricKind, MetricSpec, SecretSource, SshConfig, SshDevice,
+    SshDeviceSettings,
 };
 
 /// The whole configuration.
@@ -42,6 +47,8 @@ pub struct Config {
     pub ping: Vec<PingConfig>,
     /// `[snmp]`: SNMP devices to poll (`[snmp.profile.NAME]`, `[[snmp.device]]`); absent = off.
     pub snmp: Option<SnmpConfig>,
+    /// `[ssh]`: device CLIs scraped over SSH (`[[ssh.device]]`); absent = off.
+    pub ssh: Option<SshConfig>,
     /// `[self_metrics]`: the agent's own Prometheus endpoint.
     #[serde(default)]
     pub self_metrics: SelfMetricsConfig,
@@ -625,6 +632,9 @@ pub(crate) fn check(config: &Config) -> Vec<(String, String)> {
     }
     if let Some(s) = &config.snmp {
         snmp::check(s, &mut errs);
+    }
+    if let Some(s) = &config.ssh {
+        ssh::check(s, &mut errs);
     }
     errs
 }
