@@ -17,29 +17,34 @@ pub fn run(config: &Config, device: &str, json: bool) -> ExitCode {
     };
     let s = &outcome.settings;
     let p = &outcome.polled;
+    // With --json the events go to stdout and this summary to stderr.
+    let mut summary = vec![format!(
+        "# device {} ({}) at {}: {} session(s), {:.2} s",
+        s.name, s.platform.device_type, s.address, p.sessions, p.seconds
+    )];
+    if let Some(c) = &p.connected {
+        summary.push(format!("connected: {c}"));
+    }
+    summary.push(match &outcome.templates {
+        Ok(Some(dir)) => format!("templates: {}", dir.display()),
+        Ok(None) => {
+            "templates: none ([ssh] templates_dir is not set): outputs are not parsed".into()
+        }
+        Err(e) => format!("templates: cannot be used: {e}"),
+    });
+    if let Some(prompt) = &p.prompt {
+        summary.push(format!("prompt: {prompt}"));
+    }
     if json {
+        for line in &summary {
+            eprintln!("{line}");
+        }
         for e in &outcome.events {
             println!("{}", e.to_json());
         }
     } else {
-        println!(
-            "# device {} ({}) at {}: {} session(s), {:.2} s",
-            s.name,
-            s.platform.device_type,
-            s.address,
-            p.sessions,
-            p.seconds
-        );
-        if let Some(c) = &p.connected {
-            println!("connected: {c}");
-        }
-        match &outcome.templates {
-            Ok(Some(dir)) => println!("templates: {}", dir.display()),
-            Ok(None) => println!("templates: none ([ssh] templates_dir is not set): outputs are not parsed"),
-            Err(e) => println!("templates: cannot be used: {e}"),
-        }
-        if let Some(prompt) = &p.prompt {
-            println!("prompt: {prompt}");
+        for line in &summary {
+            println!("{line}");
         }
         for c in &p.commands {
             println!();
