@@ -39,6 +39,8 @@ pub const USER: &str = "logops-ssh-e2e";
 pub const SSH_VENV: &str = "/opt/logops-tests/ssh-venv";
 /// The fake router's enable secret.
 pub const ENABLE_SECRET: &str = "enable123";
+/// Where the private sshds keep their files (root's, mode 755 all the way up).
+pub const PRIVATE_ROOT: &str = "/run/logops-tests";
 /// fake-switches' login.
 pub const SWITCH_USER: &str = "admin";
 /// fake-switches' password.
@@ -276,7 +278,13 @@ impl Sshd {
     }
 
     fn try_start(sshd: &Path, opts: &SshdOptions) -> anyhow::Result<(Child, u16, TempDir, String)> {
-        let dir = tempfile::Builder::new().prefix("logops-sshd-").tempdir()?;
+        // Not under /tmp: sshd's StrictModes refuses authorized keys below a world-writable
+        // directory.
+        std::fs::create_dir_all(PRIVATE_ROOT)?;
+        std::fs::set_permissions(PRIVATE_ROOT, std::fs::Permissions::from_mode(0o755))?;
+        let dir = tempfile::Builder::new()
+            .prefix("sshd-")
+            .tempdir_in(PRIVATE_ROOT)?;
         let d = dir.path();
         // The account enters it to run the forced command and read its authorized keys.
         std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755))?;

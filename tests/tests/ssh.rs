@@ -239,3 +239,409 @@ fn fake_router_outputs_and_records_equal_netmiko() {
         .unwrap();
     same_as_netmiko(&t, &n, "cisco_ios", &SHOWS);
 }
+
+/// A router device with a password, enable secret and known_hosts from `sshd`.
+fn router_device(s: &Scratch, sshd: &Sshd, name: &str, extra: &str) -> String {
+    let kh = s.write(
+        &format!("known_hosts-{name}"),
+        &format!("{}\n", sshd.known_hosts_line()),
+    );
+    device(
+        name,
+        &sshd.address(),
+        "cisco_ios",
+        USER,
+        &format!(
+            "password_env = \"RTR_PASS\"\nsecret_env = \"RTR_ENABLE\"\nknown_hosts = {:?}\n{extra}",
+            kh.display().to_string()
+        ),
+    )
+}
+
+#[test]
+fn fake_switches_with_an_odd_hostname_equal_netmiko() {
+    // Parentheses, a plus and dots: the prompt is matched exactly, never as a regex.
+    let host = "core(sw1)+a.dc";
+    let sw = FakeSwitch::start(host).unwrap();
+    let s = Scratch::new();
+    let kh = s.write("known_hosts", &keyscan(sw.port()).unwrap());
+    let dev = device(
+        "sw1",
+        &format!("127.0.0.1:{}", sw.port()),
+        "cisco_ios",
+        SWITCH_USER,
+        &format!(
+            "password_env = \"SW_PASS\"\nsecret_env = \"SW_ENABLE\"\nknown_hosts = {:?}\nkeep_raw = true\n{}",
+            kh.display().to_string(),
+            commands(&SHOWS)
+        ),
+    );
+    let path = s.config("", &[dev]);
+    let t = test_ssh(
+        &path,
+        "sw1",
+        &[("SW_PASS", SWITCH_PASSWORD), ("SW_ENABLE", ENABLE_SECRET)],
+    );
+    assert!(t.ok, "{}\n{}", t.stderr, sw.log());
+    assert_eq!(t.prompt(), Some(format!("{host}#").as_str()));
+    assert!(t.records("show ip interface brief").len() > 4, "{:?}", t.raw("show ip interface brief"));
+    assert!(!t.records("show interfaces").is_empty());
+    let n = netmiko(
+        "cisco_ios",
+        sw.port(),
+        SWITCH_USER,
+        SWITCH_PASSWORD,
+        Some(ENABLE_SECRET),
+        &SHOWS,
+    )
+    .unwrap();
+    same_as_netmiko(&t, &n, "cisco_ios", &SHOWS);
+}
+
+#[test]
+fn a_plain_openssh_host_as_linux_equals_netmiko() {
+    let sshd = Sshd::start(SshdOptions::shell()).unwrap();
+    let s = Scratch::new();
+    let kh = s.write("known_hosts", &format!("{}\n", sshd.known_hosts_line()));
+    let cmds = ["uname -s", "id -un", "printf 'a\\tb\\n\\nc\\n'", "seq 1 300"];
+    let dev = device(
+        "lnx",
+        &sshd.address(),
+        "linux",
+        USER,
+        &format!(
+            "password_env = \"LNX_PASS\"\nknown_hosts = {:?}\n{}",
+            kh.display().to_string(),
+            commands(&cmds)
+        ),
+    );
+    let path = s.config("", &[dev]);
+    let t = test_ssh(&path, "lnx", &[("LNX_PASS", sshd.password())]);
+    assert!(t.ok, "{}\n{}", t.stderr, sshd.log());
+    let prompt = t.prompt().unwrap();
+    assert!(prompt.starts_with(&format!("{USER}@")) && prompt.ends_with('$'), "{prompt}");
+    // No template for these: the raw output is kept as a log event.
+    assert_eq!(t.raw("uname -s").as_deref(), Some("Linux"));
+    assert_eq!(t.raw("id -un").as_deref(), Some(USER));
+    assert_eq!(t.raw("printf 'a\\tb\\n\\nc\\n'").as_deref(), Some("a\tb\n\nc"));
+    let seq: Vec<String> = (1..=300).map(|i| i.to_string()).collect();
+    assert_eq!(t.raw("seq 1 300"), Some(seq.join("\n")));
+    let n = netmiko("linux", sshd.port(), USER, sshd.password(), None, &cmds).unwrap();
+    assert_eq!(t.prompt(), Some(n.prompt.as_str()));
+    for (cmd, want) in cmds.iter().zip(&n.outputs) {
+        // bash 5.2 ends bracketed paste with `ESC[?2004l` + a carriage return before the
+        // output; Netmiko turns that carriage return into an empty first line, a terminal
+        // (and the agent) does not. The one difference; the text is otherwise the same.
+        let want = want.strip_prefix('\n').unwrap_or(want);
+        assert_eq!(t.raw(cmd).as_deref(), Some(want), "`{cmd}`");
+    }
+}
+
+#[test]
+fn a_wrong_password_is_an_authentication_error() {
+    let sshd = Sshd::start(SshdOptions::router(&[])).unwrap();
+    let s = Scratch::new();
+    let dev = router_device(&s, &sshd, "rtr1", &commands(&["show version"]));
+    let path = s.config("", &[dev]);
+    let t = test_ssh(
+        &path,
+        "rtr1",
+        &[("RTR_PASS", "not-the-password"), ("RTR_ENABLE", ENABLE_SECRET)],
+    );
+    assert!(!t.ok);
+    assert!(
+        t.stderr.contains(&format!(
+            "error: rtr1: authentication failed for user `{USER}`: tried password: "
+        )),
+        "{}",
+        t.stderr
+    );
+    assert!(t.stderr.contains("(the server accepts: publickey,password)"), "{}", t.stderr);
+    assert_eq!(t.metric("ssh_up", &[]), Some(0.0));
+    assert!(t.records("show version").is_empty());
+}
+
+#[test]
+fn a_changed_host_key_is_refused_with_the_file_and_line_of_the_old_key() {
+    let sshd = Sshd::start(SshdOptions::router(&[])).unwrap();
+    let s = Scratch::new();
+    // Line 3 holds another ed25519 key for this host (as if the device was replaced).
+    let other = keygen(&s.path("other_host_key"), "").unwrap();
+    let mut f = other.split_whitespace();
+    let (kind, key) = (f.next().unwrap(), f.next().unwrap());
+    let kh = s.write(
+        "known_hosts",
+        &format!(
+            "# devices\nsw9.example.net {kind} {key}\n[127.0.0.1]:{} {kind} {key}\n",
+            sshd.port()
+        ),
+    );
+    let base = format!(
+        "password_env = \"RTR_PASS\"\nknown_hosts = {:?}\n{}",
+        kh.display().to_string(),
+        commands(&["show version"])
+    );
+    let devs = [
+        device("strict", &sshd.address(), "cisco_ios", USER, &base),
+        device(
+            "accept-new",
+            &sshd.address(),
+            "cisco_ios",
+            USER,
+            &format!("{base}\nhost_key_policy = \"accept-new\""),
+        ),
+        device(
+            "insecure",
+            &sshd.address(),
+            "cisco_ios",
+            USER,
+            &format!("{base}\nhost_key_policy = \"insecure\""),
+        ),
+    ];
+    let path = s.config("", &devs);
+    let env = [("RTR_PASS", sshd.password())];
+    for name in ["strict", "accept-new"] {
+        let t = test_ssh(&path, name, &env);
+        assert!(!t.ok, "{name}");
+        let want = format!(
+            "error: {name}: HOST KEY CHANGED for [127.0.0.1]:{}: the server offers ssh-ed25519 SHA256:",
+            sshd.port()
+        );
+        assert!(t.stderr.contains(&want), "{name}: {}", t.stderr);
+        let at = format!("but {}:3 has a ssh-ed25519 key for it; refused", kh.display());
+        assert!(t.stderr.contains(&at), "{name}: {}", t.stderr);
+        assert!(t.events.iter().all(|e| !matches!(e.payload, Payload::Record)));
+    }
+    // The file is untouched by accept-new.
+    assert_eq!(std::fs::read_to_string(&kh).unwrap().lines().count(), 3);
+    let t = test_ssh(&path, "insecure", &env);
+    assert!(t.ok, "{}", t.stderr);
+    assert_eq!(t.records("show version").len(), 1);
+}
+
+#[test]
+fn accept_new_records_a_first_seen_key_and_strict_then_accepts_it() {
+    let sshd = Sshd::start(SshdOptions::router(&[])).unwrap();
+    let s = Scratch::new();
+    let kh = s.path("known_hosts");
+    let base = format!(
+        "password_env = \"RTR_PASS\"\nknown_hosts = {:?}\n{}",
+        kh.display().to_string(),
+        commands(&["show version"])
+    );
+    let devs = [
+        device("strict", &sshd.address(), "cisco_ios", USER, &base),
+        device(
+            "new",
+            &sshd.address(),
+            "cisco_ios",
+            USER,
+            &format!("{base}\nhost_key_policy = \"accept-new\""),
+        ),
+    ];
+    let path = s.config("", &devs);
+    let env = [("RTR_PASS", sshd.password())];
+    // Strict, unknown host: refused with the way to add it.
+    let t = test_ssh(&path, "strict", &env);
+    assert!(!t.ok);
+    assert!(
+        t.stderr.contains(&format!(
+            "error: strict: the host key of [127.0.0.1]:{p} is not in {k} (the server offers ssh-ed25519 SHA256:",
+            p = sshd.port(),
+            k = kh.display()
+        )),
+        "{}",
+        t.stderr
+    );
+    assert!(
+        t.stderr.contains(&format!("ssh-keyscan -p {} 127.0.0.1 >> {}", sshd.port(), kh.display())),
+        "{}",
+        t.stderr
+    );
+    assert!(!kh.exists());
+    // accept-new records it (creating the file), once.
+    let t = test_ssh(&path, "new", &env);
+    assert!(t.ok, "{}", t.stderr);
+    assert!(t.stderr.contains(&format!("recorded in {}:1", kh.display())), "{}", t.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&kh).unwrap(),
+        format!("{}\n", sshd.known_hosts_line())
+    );
+    assert!(test_ssh(&path, "new", &env).ok);
+    assert_eq!(std::fs::read_to_string(&kh).unwrap().lines().count(), 1);
+    // Now strict accepts it.
+    let t = test_ssh(&path, "strict", &env);
+    assert!(t.ok, "{}", t.stderr);
+}
+
+#[test]
+fn key_authentication_with_a_passphrase() {
+    let sshd = Sshd::start(SshdOptions::router(&[])).unwrap();
+    let s = Scratch::new();
+    let key = s.path("id_ed25519");
+    sshd.authorize(&keygen(&key, "correct horse").unwrap()).unwrap();
+    let kh = s.write("known_hosts", &format!("{}\n", sshd.known_hosts_line()));
+    let extra = format!(
+        "key_file = {:?}\npassphrase_env = \"KEY_PASS\"\nsecret_file = {:?}\nknown_hosts = {:?}\n{}",
+        key.display().to_string(),
+        s.write("enable", &format!("{ENABLE_SECRET}\n")).display().to_string(),
+        kh.display().to_string(),
+        commands(&["show ip interface brief"])
+    );
+    let path = s.config("", &[device("keyed", &sshd.address(), "cisco_ios", USER, &extra)]);
+    let t = test_ssh(&path, "keyed", &[("KEY_PASS", "correct horse")]);
+    assert!(t.ok, "{}\n{}", t.stderr, sshd.log());
+    assert_eq!(t.prompt(), Some("router1#"));
+    assert_eq!(t.records("show ip interface brief").len(), 4);
+    assert!(sshd.log().contains("Accepted publickey for logops-ssh-e2e"), "{}", sshd.log());
+    let t = test_ssh(&path, "keyed", &[("KEY_PASS", "wrong horse")]);
+    assert!(!t.ok);
+    assert!(
+        t.stderr.contains(&format!("tried key {}: cannot be read or decrypted", key.display())),
+        "{}",
+        t.stderr
+    );
+    assert!(t.stderr.contains("wrong passphrase?"), "{}", t.stderr);
+}
+
+#[test]
+fn keyboard_interactive_logins_work() {
+    let mut opts = SshdOptions::router(&[]);
+    opts.keyboard_interactive_only = true;
+    let sshd = Sshd::start(opts).unwrap();
+    let s = Scratch::new();
+    let dev = router_device(&s, &sshd, "kbd", &commands(&["show version"]));
+    let path = s.config("", &[dev]);
+    let t = test_ssh(
+        &path,
+        "kbd",
+        &[("RTR_PASS", sshd.password()), ("RTR_ENABLE", ENABLE_SECRET)],
+    );
+    assert!(t.ok, "{}\n{}", t.stderr, sshd.log());
+    assert_eq!(t.records("show version").len(), 1);
+    assert!(
+        sshd.log().contains("Accepted keyboard-interactive/pam for logops-ssh-e2e"),
+        "{}",
+        sshd.log()
+    );
+}
+
+#[test]
+fn a_command_that_never_returns_the_prompt_times_out_and_the_next_command_still_runs() {
+    let sshd = Sshd::start(SshdOptions::router(&[])).unwrap();
+    let s = Scratch::new();
+    let cmds = ["show version", "show hang", "show ip interface brief"];
+    let dev = router_device(
+        &s,
+        &sshd,
+        "rtr1",
+        &format!("command_timeout = \"2s\"\n{}", commands(&cmds)),
+    );
+    let path = s.config("", &[dev]);
+    let env = [("RTR_PASS", sshd.password()), ("RTR_ENABLE", ENABLE_SECRET)];
+    let t = test_ssh(&path, "rtr1", &env);
+    assert!(!t.ok);
+    assert!(
+        t.stderr.contains(
+            "error: rtr1: `show hang` timed out after 2s: the prompt `router1#` did not come back; last bytes received: \""
+        ),
+        "{}",
+        t.stderr
+    );
+    assert!(t.stderr.contains("router1#show hang\\r\\n\"\n"), "{}", t.stderr);
+    assert_eq!(t.records("show version").len(), 1);
+    assert_eq!(t.records("show ip interface brief").len(), 4, "{}", t.stderr);
+    // Ctrl-C is ignored by this router: the session was replaced by a second one.
+    assert!(t.stderr.contains(": 2 session(s)"), "{}", t.stderr);
+    assert_eq!(t.metric("ssh_up", &[]), Some(0.0));
+    assert!(t.seconds < 20.0, "{} s", t.seconds);
+}
+
+#[test]
+fn a_device_that_pages_despite_the_paging_command_is_answered() {
+    let host = "edge(rtr)-1.dc";
+    let paging = Sshd::start(SshdOptions::router(&["--page-always", "7", "--hostname", host]))
+        .unwrap();
+    let plain = Sshd::start(SshdOptions::router(&["--hostname", host])).unwrap();
+    let s = Scratch::new();
+    let extra = format!("keep_raw = true\n{}", commands(&SHOWS));
+    let devs = [
+        router_device(&s, &paging, "paging", &extra),
+        router_device(&s, &plain, "plain", &extra),
+    ];
+    let path = s.config("", &devs);
+    let paged = test_ssh(
+        &path,
+        "paging",
+        &[("RTR_PASS", paging.password()), ("RTR_ENABLE", ENABLE_SECRET)],
+    );
+    assert!(paged.ok, "{}", paged.stderr);
+    let reference = test_ssh(
+        &path,
+        "plain",
+        &[("RTR_PASS", plain.password()), ("RTR_ENABLE", ENABLE_SECRET)],
+    );
+    assert!(reference.ok, "{}", reference.stderr);
+    assert_eq!(paged.prompt(), Some(format!("{host}#").as_str()));
+    for cmd in SHOWS {
+        let got = paged.raw(cmd).unwrap();
+        assert!(!got.contains("More"), "{got}");
+        assert_eq!(Some(got), reference.raw(cmd), "`{cmd}`");
+        assert_eq!(paged.records(cmd), reference.records(cmd));
+    }
+    assert_eq!(paged.records("show interfaces").len(), 4);
+}
+
+#[test]
+fn connection_failures_say_what_failed() {
+    let s = Scratch::new();
+    // Nothing listens on this port.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    // An OpenSSH host taken for a router: bash's `$` prompt never ends in `>` or `#`.
+    let shell = Sshd::start(SshdOptions::shell()).unwrap();
+    let kh = s.write("known_hosts", &format!("{}\n", shell.known_hosts_line()));
+    let base = format!(
+        "password_env = \"P\"\nconnect_timeout = \"2s\"\nknown_hosts = {:?}\n{}",
+        kh.display().to_string(),
+        commands(&["show version"])
+    );
+    let devs = [
+        device("dns", "no-such-host.invalid:22", "cisco_ios", USER, &base),
+        device("tcp", &format!("127.0.0.1:{closed_port}"), "cisco_ios", USER, &base),
+        device("prompt", &shell.address(), "cisco_ios", USER, &base),
+    ];
+    let path = s.config("", &devs);
+    let env = [("P", shell.password())];
+    let t = test_ssh(&path, "dns", &env);
+    assert!(!t.ok);
+    assert!(
+        t.stderr.contains("error: dns: cannot resolve `no-such-host.invalid` (DNS): "),
+        "{}",
+        t.stderr
+    );
+    let t = test_ssh(&path, "tcp", &env);
+    assert!(
+        t.stderr.contains(&format!(
+            "error: tcp: TCP connection to 127.0.0.1:{closed_port} failed: 127.0.0.1:{closed_port}: Connection refused"
+        )),
+        "{}",
+        t.stderr
+    );
+    let t = test_ssh(&path, "prompt", &env);
+    assert!(!t.ok);
+    assert!(
+        t.stderr.contains("error: prompt: prompt not found within 2s after login; last bytes received: \""),
+        "{}",
+        t.stderr
+    );
+    assert!(t.stderr.contains(&format!("{USER}@")), "the last bytes show bash's prompt: {}", t.stderr);
+    // Without the password variable.
+    let t = test_ssh(&path, "prompt", &[]);
+    assert!(
+        t.stderr.contains("error: prompt: password ($P): environment variable P is not set"),
+        "{}",
+        t.stderr
+    );
+}
