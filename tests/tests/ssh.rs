@@ -645,3 +645,158 @@ fn connection_failures_say_what_failed() {
         t.stderr
     );
 }
+
+#[test]
+fn the_running_agent_ships_records_metrics_and_raw_output_to_the_ingest() {
+    let router = Sshd::start(SshdOptions::router(&[])).unwrap();
+    let linux = Sshd::start(SshdOptions::shell()).unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let ingest = IngestHarness::start(IngestOptions::new().tenant(TenantSpec::new("acme")));
+    let s = Scratch::new();
+    let kh = s.write(
+        "known_hosts",
+        &format!("{}\n{}\n", router.known_hosts_line(), linux.known_hosts_line()),
+    );
+    let kh = format!("{:?}", kh.display().to_string());
+    let ssh = format!(
+        "[ssh]\ntemplates_dir = {:?}\nmax_sessions = 2\nknown_hosts = {kh}\ninterval = \"2s\"\nconnect_timeout = \"3s\"\n\n{}\n{}\n{}",
+        ntc::templates_dir().display().to_string(),
+        device(
+            "rtr1",
+            &router.address(),
+            "cisco_ios",
+            USER,
+            "password_env = \"RTR_PASS\"\nsecret_env = \"RTR_ENABLE\"\nlabels = { site = \"dc1\" }\ncommands = [\n  \"show version\",\n  { command = \"show interfaces\", metrics = [\n    { field = \"input_errors\", name = \"iface_input_errors_total\", type = \"counter\", labels = [\"interface\"] },\n    { field = \"description\", name = \"iface_description\", type = \"gauge\" },\n  ] },\n]"
+        ),
+        device(
+            "lnx",
+            &linux.address(),
+            "linux",
+            USER,
+            "password_env = \"LNX_PASS\"\ncommands = [\"uname -s\"]"
+        ),
+        device(
+            "gone",
+            &format!("127.0.0.1:{closed_port}"),
+            "cisco_ios",
+            USER,
+            "password_env = \"RTR_PASS\"\ncommands = [\"show version\"]"
+        ),
+    );
+    let opts = AgentOptions::new("ssh-agent")
+        .extra(&ssh)
+        .env("RTR_PASS", router.password())
+        .env("RTR_ENABLE", ENABLE_SECRET)
+        .env("LNX_PASS", linux.password());
+    let agent = AgentHarness::start(ShipTarget::of(&ingest, "acme"), opts);
+    let key = ingest.tenant("acme").key.clone();
+    let m = |name: &str, labels: &[(&str, &str)]| agent.metric(name, labels).unwrap_or(0.0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut records, mut metrics, mut logs) = (Vec::new(), Vec::new(), Vec::new());
+    while Instant::now() < deadline {
+        records = ingest.client().query_all(&key, "/v1/records", &[("source", "ssh")]);
+        metrics = ingest.client().query_all(&key, "/v1/metrics", &[("source", "ssh")]);
+        logs = ingest.client().query_all(&key, "/v1/logs", &[("source", "ssh")]);
+        if m("logops_agent_collector_rounds_total", &[("collector", "ssh")]) >= 6.0
+            && !records.is_empty()
+            && !logs.is_empty()
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let parse = |l: &String| logops_common::parse_line(l, 1).unwrap().into_owned();
+    let records: Vec<Event> = records.iter().map(parse).collect();
+    let metrics: Vec<Event> = metrics.iter().map(parse).collect();
+    let logs: Vec<Event> = logs.iter().map(parse).collect();
+    assert!(!records.is_empty(), "no records stored; agent log:\n{}", agent.log_tail(40));
+    for e in records.iter().chain(&metrics).chain(&logs) {
+        assert_eq!((e.host.as_ref(), e.source.as_ref()), ("ssh-agent", "ssh"));
+    }
+    let gi1 = records
+        .iter()
+        .find(|e| {
+            label(e, "command") == Some("show interfaces")
+                && e.attrs.as_ref().unwrap().to_map()["interface"] == "GigabitEthernet1/0/1"
+        })
+        .expect("a record of GigabitEthernet1/0/1");
+    assert_eq!(label(gi1, "device"), Some("rtr1"));
+    assert_eq!(label(gi1, "site"), Some("dc1"));
+    assert_eq!(label(gi1, "template"), Some("cisco_ios_show_interfaces.textfsm"));
+    assert_eq!(gi1.attrs.as_ref().unwrap().to_map()["input_errors"], "3");
+    let counter = metrics
+        .iter()
+        .find(|e| {
+            matches!(&e.payload, Payload::Metric { name, .. } if name == "iface_input_errors_total")
+                && label(e, "interface") == Some("GigabitEthernet1/0/1")
+        })
+        .expect("iface_input_errors_total of GigabitEthernet1/0/1");
+    assert!(matches!(
+        counter.payload,
+        Payload::Metric { value: MetricValue::Counter(v), .. } if v == 3.0
+    ));
+    assert_eq!(label(counter, "command"), Some("show interfaces"));
+    // `description` is not a number: no such metric, an error counted instead.
+    assert!(!metrics.iter().any(
+        |e| matches!(&e.payload, Payload::Metric { name, .. } if name == "iface_description")
+    ));
+    let up = |device: &str| {
+        metrics.iter().find_map(|e| match &e.payload {
+            Payload::Metric { name, value: MetricValue::Gauge(v) }
+                if name == "ssh_up" && label(e, "device") == Some(device) =>
+            {
+                Some(*v)
+            }
+            _ => None,
+        })
+    };
+    assert_eq!(up("rtr1"), Some(1.0));
+    assert_eq!(up("lnx"), Some(1.0));
+    assert_eq!(up("gone"), Some(0.0));
+    // No template for `uname -s` on linux: its output is kept as a log event.
+    assert!(logs.iter().any(|e| label(e, "device") == Some("lnx")
+        && matches!(&e.payload, Payload::Log { body, .. } if body == "Linux")));
+    assert!(m("logops_agent_collector_rounds_total", &[("collector", "ssh")]) >= 6.0);
+    assert!(m("logops_agent_collector_errors_total", &[("collector", "ssh"), ("reason", "tcp")]) >= 1.0);
+    assert!(m("logops_agent_collector_errors_total", &[("collector", "ssh"), ("reason", "metric")]) >= 1.0);
+    let log = agent.log();
+    assert_eq!(
+        log.matches("gone: TCP connection to").count(),
+        1,
+        "a repeated failure is logged once:\n{log}"
+    );
+    assert!(log.contains("metric iface_description: field `description` is \"\", not a number"), "{log}");
+}
+
+#[test]
+fn check_config_names_file_line_column_and_key_of_ssh_mistakes() {
+    let s = Scratch::new();
+    let path = s.write(
+        "agent.toml",
+        &format!(
+            "{SHIP}\n[ssh]\nmax_sessions = 0\n\n[[ssh.device]]\nname = \"r1\"\naddress = \"10.0.0.1\"\ndevice_type = \"cisco_iso\"\nusername = \"netops\"\npassword = \"hunter2\"\ncommands = [\"show version\", {{ command = \"show interfaces\", metrics = [{{ field = \"INPUT_ERRORS\", name = \"bad name\", type = \"counter\", labels = [\"device\"] }}] }}]\n\n[[ssh.device]]\nname = \"j1\"\naddress = \"10.0.0.2:830\"\ndevice_type = \"juniper_junos\"\nusername = \"op\"\nkey_file = \"id_ed25519\"\nsecret_env = \"X\"\ncommands = [\"show version\"]\ncommand_timout = \"5s\"\n"
+        ),
+    );
+    let out = run_binary(
+        &agent_binary().unwrap(),
+        &["check-config", "--config", path.to_str().unwrap()],
+    );
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    let p = path.display();
+    for want in [
+        format!("{p}:6:16: ssh.max_sessions: must be 1 to 4096"),
+        format!("{p}:11:15: ssh.device[0].device_type: unknown device_type `cisco_iso`; did you mean `cisco_ios`?"),
+        format!("{p}:13:12: ssh.device[0].password: secrets never live in the configuration: use password_env or password_file"),
+        format!("{p}:14:81: ssh.device[0].commands[1].metrics[0].field: `INPUT_ERRORS`: record fields are the template's Value names in lower case (`input_errors`)"),
+        format!("{p}:14:104: ssh.device[0].commands[1].metrics[0].name: `bad name` is not a metric name"),
+        format!("{p}:14:144: ssh.device[0].commands[1].metrics[0].labels[0]: `device` is set by the SSH source itself"),
+        format!("{p}:16:1: ssh.device[1]: device_type `juniper_junos` has no enable mode: drop secret_env/secret_file"),
+        format!("{p}:21:12: ssh.device[1].key_file: `id_ed25519` must be an absolute path"),
+        format!("{p}:24:1: ssh.device[1].command_timout: unknown key `command_timout`; did you mean `command_timeout`?"),
+    ] {
+        assert!(text.contains(&want), "expected {want:?} in\n{text}");
+    }
+}
