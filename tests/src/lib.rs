@@ -28,9 +28,9 @@ pub mod client;
 pub mod events;
 pub mod harness;
 pub mod netns;
+pub mod nfq_delay;
 #[path = "../../textfsm/tests/support/ntc.rs"]
 pub mod ntc;
-pub mod nfq_delay;
 pub mod ping;
 pub mod pki;
 pub mod pool;

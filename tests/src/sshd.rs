@@ -14,7 +14,8 @@
 //! runs; when the last one stops its password is removed again (`*`: no password login
 //! anywhere, on any sshd). Keys are only ever authorized in the private sshd's own
 //! `AuthorizedKeysFile` in its temporary directory, never in the user's home. The private
-//! sshd listens on 127.0.0.1 only and allows only [`USER`].
+//! sshd listens on 127.0.0.1 only and allows only [`USER`]; a system sshd is told to deny it
+//! ([`SYSTEM_DENY_FILE`]).
 //!
 //! `tests/install-peers.sh` installs `openssh-server` and the venv with netmiko and
 //! fake-switches ([`SSH_VENV`]).
@@ -48,7 +49,9 @@ pub const SWITCH_PASSWORD: &str = "admin123";
 
 /// `tests/peers/NAME`.
 pub fn peer_file(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("peers").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("peers")
+        .join(name)
 }
 
 fn run(cmd: &mut Command) -> anyhow::Result<String> {
@@ -90,6 +93,24 @@ fn run_with_input(cmd: &mut Command, input: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A system sshd (Debian's reads `/etc/ssh/sshd_config.d/*.conf`) never lets [`USER`] in,
+/// even while it has a password: this drop-in only ever tightens it. The private sshd has
+/// its own configuration and does not read it.
+pub const SYSTEM_DENY_FILE: &str = "/etc/ssh/sshd_config.d/logops-e2e-deny-test-user.conf";
+
+fn deny_on_system_sshd() -> anyhow::Result<()> {
+    let path = Path::new(SYSTEM_DENY_FILE);
+    let want = format!(
+        "# Written by the logops tests (tests/src/sshd.rs): their throwaway account never logs in here.\nDenyUsers {USER}\n"
+    );
+    if path.parent().is_some_and(Path::is_dir)
+        && std::fs::read_to_string(path).ok().as_deref() != Some(want.as_str())
+    {
+        std::fs::write(path, want).with_context(|| format!("writing {SYSTEM_DENY_FILE}"))?;
+    }
+    Ok(())
+}
+
 /// Users of [`USER`]'s password in this process, and the password.
 static ACCOUNT: Mutex<(usize, String)> = Mutex::new((0, String::new()));
 
@@ -122,6 +143,7 @@ impl Account {
                 ]))
                 .context("creating the test account (run the tests as root)")?;
             }
+            deny_on_system_sshd()?;
             let password = random_hex(12);
             // SHA-512 crypt: checked in a few ms per login (yescrypt takes far longer),
             // which matters for the 1,000-device benchmark.
@@ -159,7 +181,16 @@ impl Drop for Account {
 /// `ssh-keygen -t ed25519` into `path` (`path.pub` too), with a passphrase or none.
 pub fn keygen(path: &Path, passphrase: &str) -> anyhow::Result<String> {
     run(Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-C", "logops-e2e", "-N", passphrase, "-f"])
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-C",
+            "logops-e2e",
+            "-N",
+            passphrase,
+            "-f",
+        ])
         .arg(path))?;
     Ok(std::fs::read_to_string(path.with_extension("pub"))?
         .trim()
@@ -227,7 +258,12 @@ fn find_sshd() -> anyhow::Result<PathBuf> {
 }
 
 /// Waits until something accepts TCP connections on 127.0.0.1:`port`.
-pub fn wait_listening(port: u16, child: &mut Child, what: &str, log: &dyn Fn() -> String) -> anyhow::Result<()> {
+pub fn wait_listening(
+    port: u16,
+    child: &mut Child,
+    what: &str,
+    log: &dyn Fn() -> String,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(status) = child.try_wait()? {
@@ -237,7 +273,10 @@ pub fn wait_listening(port: u16, child: &mut Child, what: &str, log: &dyn Fn() -
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("{what} did not listen on 127.0.0.1:{port} within 30 s; its log:\n{}", log());
+            bail!(
+                "{what} did not listen on 127.0.0.1:{port} within 30 s; its log:\n{}",
+                log()
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -304,14 +343,29 @@ impl Sshd {
         let _ = writeln!(c, "LogLevel VERBOSE");
         let kbd = opts.keyboard_interactive_only;
         let _ = writeln!(c, "UsePAM {}", if kbd { "yes" } else { "no" });
-        let _ = writeln!(c, "PasswordAuthentication {}", if kbd { "no" } else { "yes" });
-        let _ = writeln!(c, "KbdInteractiveAuthentication {}", if kbd { "yes" } else { "no" });
+        let _ = writeln!(
+            c,
+            "PasswordAuthentication {}",
+            if kbd { "no" } else { "yes" }
+        );
+        let _ = writeln!(
+            c,
+            "KbdInteractiveAuthentication {}",
+            if kbd { "yes" } else { "no" }
+        );
         let _ = writeln!(c, "PermitRootLogin no\nAllowUsers {USER}");
         let _ = writeln!(c, "PubkeyAuthentication yes");
         let _ = writeln!(c, "AuthorizedKeysFile {}/authorized_keys/%u", d.display());
-        let _ = writeln!(c, "X11Forwarding no\nAllowTcpForwarding no\nAllowAgentForwarding no\nPermitTunnel no");
+        let _ = writeln!(
+            c,
+            "X11Forwarding no\nAllowTcpForwarding no\nAllowAgentForwarding no\nPermitTunnel no"
+        );
         let _ = writeln!(c, "PrintMotd no\nPrintLastLog no\nBanner none\nUseDNS no");
-        let _ = writeln!(c, "MaxStartups {}\nMaxSessions 10\nLoginGraceTime 60", opts.max_startups);
+        let _ = writeln!(
+            c,
+            "MaxStartups {}\nMaxSessions 10\nLoginGraceTime 60",
+            opts.max_startups
+        );
         let _ = writeln!(c, "PermitTTY yes");
         if let Role::Router(args) = &opts.role {
             let script = d.join("fake_router.sh");
@@ -440,7 +494,9 @@ impl FakeSwitch {
     /// [`SWITCH_USER`]/[`SWITCH_PASSWORD`], enable secret [`ENABLE_SECRET`]).
     pub fn start(hostname: &str) -> anyhow::Result<FakeSwitch> {
         let python = venv_python()?;
-        let dir = tempfile::Builder::new().prefix("logops-fakesw-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("logops-fakesw-")
+            .tempdir()?;
         let log = dir.path().join("fakeswitch.log");
         let mut last = String::new();
         for _ in 0..5 {
@@ -473,7 +529,9 @@ impl FakeSwitch {
                 }
             }
         }
-        Err(anyhow!("fake-switches did not start in 5 tries; last: {last}"))
+        Err(anyhow!(
+            "fake-switches did not start in 5 tries; last: {last}"
+        ))
     }
 
     /// Its port.

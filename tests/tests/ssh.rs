@@ -83,9 +83,7 @@ struct Tested {
 impl Tested {
     /// The `prompt: ...` summary line.
     fn prompt(&self) -> Option<&str> {
-        self.stderr
-            .lines()
-            .find_map(|l| l.strip_prefix("prompt: "))
+        self.stderr.lines().find_map(|l| l.strip_prefix("prompt: "))
     }
 
     /// The raw output of `command` (a log event; needs keep_raw).
@@ -102,7 +100,9 @@ impl Tested {
     fn records(&self, command: &str) -> Vec<serde_json::Value> {
         self.events
             .iter()
-            .filter(|e| matches!(e.payload, Payload::Record) && label(e, "command") == Some(command))
+            .filter(|e| {
+                matches!(e.payload, Payload::Record) && label(e, "command") == Some(command)
+            })
             .map(|e| serde_json::from_str(e.attrs.as_ref().unwrap().as_json()).unwrap())
             .collect()
     }
@@ -131,7 +131,14 @@ fn test_ssh(config: &Path, device: &str, env: &[(&str, &str)]) -> Tested {
     let started = Instant::now();
     let out = run_binary_env(
         &agent_binary().unwrap(),
-        &["test", "ssh", device, "--config", config.to_str().unwrap(), "--json"],
+        &[
+            "test",
+            "ssh",
+            device,
+            "--config",
+            config.to_str().unwrap(),
+            "--json",
+        ],
         env,
     );
     let seconds = started.elapsed().as_secs_f64();
@@ -177,7 +184,11 @@ fn reference_records(platform: &str, command: &str, text: &str) -> Vec<serde_jso
         .write_all(text.as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -186,8 +197,13 @@ fn reference_records(platform: &str, command: &str, text: &str) -> Vec<serde_jso
 fn same_as_netmiko(t: &Tested, n: &logops_e2e::sshd::NetmikoRun, platform: &str, cmds: &[&str]) {
     assert_eq!(t.prompt(), Some(n.prompt.as_str()), "{}", t.stderr);
     for (cmd, want) in cmds.iter().zip(&n.outputs) {
-        let got = t.raw(cmd).unwrap_or_else(|| panic!("no raw output of `{cmd}`: {}", t.stderr));
-        assert_eq!(&got, want, "`{cmd}`: the agent's output differs from Netmiko's");
+        let got = t
+            .raw(cmd)
+            .unwrap_or_else(|| panic!("no raw output of `{cmd}`: {}", t.stderr));
+        assert_eq!(
+            &got, want,
+            "`{cmd}`: the agent's output differs from Netmiko's"
+        );
         let records = t.records(cmd);
         assert_eq!(
             records,
@@ -231,12 +247,22 @@ fn fake_router_outputs_and_records_equal_netmiko() {
     assert_eq!(r["ip_address"], "192.0.2.11");
     for e in &t.events {
         if matches!(e.payload, Payload::Record) {
-            assert_eq!(label(e, "template").map(|t| t.ends_with(".textfsm")), Some(true));
+            assert_eq!(
+                label(e, "template").map(|t| t.ends_with(".textfsm")),
+                Some(true)
+            );
         }
     }
     assert_eq!(t.metric("ssh_up", &[]), Some(1.0));
-    let n = netmiko("cisco_ios", sshd.port(), USER, sshd.password(), Some(ENABLE_SECRET), &SHOWS)
-        .unwrap();
+    let n = netmiko(
+        "cisco_ios",
+        sshd.port(),
+        USER,
+        sshd.password(),
+        Some(ENABLE_SECRET),
+        &SHOWS,
+    )
+    .unwrap();
     same_as_netmiko(&t, &n, "cisco_ios", &SHOWS);
 }
 
@@ -284,7 +310,11 @@ fn fake_switches_with_an_odd_hostname_equal_netmiko() {
     );
     assert!(t.ok, "{}\n{}", t.stderr, sw.log());
     assert_eq!(t.prompt(), Some(format!("{host}#").as_str()));
-    assert!(t.records("show ip interface brief").len() > 4, "{:?}", t.raw("show ip interface brief"));
+    assert!(
+        t.records("show ip interface brief").len() > 4,
+        "{:?}",
+        t.raw("show ip interface brief")
+    );
     assert!(!t.records("show interfaces").is_empty());
     let n = netmiko(
         "cisco_ios",
@@ -303,7 +333,12 @@ fn a_plain_openssh_host_as_linux_equals_netmiko() {
     let sshd = Sshd::start(SshdOptions::shell()).unwrap();
     let s = Scratch::new();
     let kh = s.write("known_hosts", &format!("{}\n", sshd.known_hosts_line()));
-    let cmds = ["uname -s", "id -un", "printf 'a\\tb\\n\\nc\\n'", "seq 1 300"];
+    let cmds = [
+        "uname -s",
+        "id -un",
+        "printf 'a\\tb\\n\\nc\\n'",
+        "seq 1 300",
+    ];
     let dev = device(
         "lnx",
         &sshd.address(),
@@ -319,11 +354,17 @@ fn a_plain_openssh_host_as_linux_equals_netmiko() {
     let t = test_ssh(&path, "lnx", &[("LNX_PASS", sshd.password())]);
     assert!(t.ok, "{}\n{}", t.stderr, sshd.log());
     let prompt = t.prompt().unwrap();
-    assert!(prompt.starts_with(&format!("{USER}@")) && prompt.ends_with('$'), "{prompt}");
+    assert!(
+        prompt.starts_with(&format!("{USER}@")) && prompt.ends_with('$'),
+        "{prompt}"
+    );
     // No template for these: the raw output is kept as a log event.
     assert_eq!(t.raw("uname -s").as_deref(), Some("Linux"));
     assert_eq!(t.raw("id -un").as_deref(), Some(USER));
-    assert_eq!(t.raw("printf 'a\\tb\\n\\nc\\n'").as_deref(), Some("a\tb\n\nc"));
+    assert_eq!(
+        t.raw("printf 'a\\tb\\n\\nc\\n'").as_deref(),
+        Some("a\tb\n\nc")
+    );
     let seq: Vec<String> = (1..=300).map(|i| i.to_string()).collect();
     assert_eq!(t.raw("seq 1 300"), Some(seq.join("\n")));
     let n = netmiko("linux", sshd.port(), USER, sshd.password(), None, &cmds).unwrap();
@@ -346,7 +387,10 @@ fn a_wrong_password_is_an_authentication_error() {
     let t = test_ssh(
         &path,
         "rtr1",
-        &[("RTR_PASS", "not-the-password"), ("RTR_ENABLE", ENABLE_SECRET)],
+        &[
+            ("RTR_PASS", "not-the-password"),
+            ("RTR_ENABLE", ENABLE_SECRET),
+        ],
     );
     assert!(!t.ok);
     assert!(
@@ -356,7 +400,12 @@ fn a_wrong_password_is_an_authentication_error() {
         "{}",
         t.stderr
     );
-    assert!(t.stderr.contains("(the server accepts: publickey,password)"), "{}", t.stderr);
+    assert!(
+        t.stderr
+            .contains("(the server accepts: publickey,password)"),
+        "{}",
+        t.stderr
+    );
     assert_eq!(t.metric("ssh_up", &[]), Some(0.0));
     assert!(t.records("show version").is_empty());
 }
@@ -408,9 +457,15 @@ fn a_changed_host_key_is_refused_with_the_file_and_line_of_the_old_key() {
             sshd.port()
         );
         assert!(t.stderr.contains(&want), "{name}: {}", t.stderr);
-        let at = format!("but {}:3 has a ssh-ed25519 key for it; refused", kh.display());
+        let at = format!(
+            "but {}:3 has a ssh-ed25519 key for it; refused",
+            kh.display()
+        );
         assert!(t.stderr.contains(&at), "{name}: {}", t.stderr);
-        assert!(t.events.iter().all(|e| !matches!(e.payload, Payload::Record)));
+        assert!(t
+            .events
+            .iter()
+            .all(|e| !matches!(e.payload, Payload::Record)));
     }
     // The file is untouched by accept-new.
     assert_eq!(std::fs::read_to_string(&kh).unwrap().lines().count(), 3);
@@ -454,7 +509,11 @@ fn accept_new_records_a_first_seen_key_and_strict_then_accepts_it() {
         t.stderr
     );
     assert!(
-        t.stderr.contains(&format!("ssh-keyscan -p {} 127.0.0.1 >> {}", sshd.port(), kh.display())),
+        t.stderr.contains(&format!(
+            "ssh-keyscan -p {} 127.0.0.1 >> {}",
+            sshd.port(),
+            kh.display()
+        )),
         "{}",
         t.stderr
     );
@@ -462,7 +521,12 @@ fn accept_new_records_a_first_seen_key_and_strict_then_accepts_it() {
     // accept-new records it (creating the file), once.
     let t = test_ssh(&path, "new", &env);
     assert!(t.ok, "{}", t.stderr);
-    assert!(t.stderr.contains(&format!("recorded in {}:1", kh.display())), "{}", t.stderr);
+    assert!(
+        t.stderr
+            .contains(&format!("recorded in {}:1", kh.display())),
+        "{}",
+        t.stderr
+    );
     assert_eq!(
         std::fs::read_to_string(&kh).unwrap(),
         format!("{}\n", sshd.known_hosts_line())
@@ -479,7 +543,8 @@ fn key_authentication_with_a_passphrase() {
     let sshd = Sshd::start(SshdOptions::router(&[])).unwrap();
     let s = Scratch::new();
     let key = s.path("id_ed25519");
-    sshd.authorize(&keygen(&key, "correct horse").unwrap()).unwrap();
+    sshd.authorize(&keygen(&key, "correct horse").unwrap())
+        .unwrap();
     let kh = s.write("known_hosts", &format!("{}\n", sshd.known_hosts_line()));
     let extra = format!(
         "key_file = {:?}\npassphrase_env = \"KEY_PASS\"\nsecret_file = {:?}\nknown_hosts = {:?}\n{}",
@@ -488,16 +553,26 @@ fn key_authentication_with_a_passphrase() {
         kh.display().to_string(),
         commands(&["show ip interface brief"])
     );
-    let path = s.config("", &[device("keyed", &sshd.address(), "cisco_ios", USER, &extra)]);
+    let path = s.config(
+        "",
+        &[device("keyed", &sshd.address(), "cisco_ios", USER, &extra)],
+    );
     let t = test_ssh(&path, "keyed", &[("KEY_PASS", "correct horse")]);
     assert!(t.ok, "{}\n{}", t.stderr, sshd.log());
     assert_eq!(t.prompt(), Some("router1#"));
     assert_eq!(t.records("show ip interface brief").len(), 4);
-    assert!(sshd.log().contains("Accepted publickey for logops-ssh-e2e"), "{}", sshd.log());
+    assert!(
+        sshd.log().contains("Accepted publickey for logops-ssh-e2e"),
+        "{}",
+        sshd.log()
+    );
     let t = test_ssh(&path, "keyed", &[("KEY_PASS", "wrong horse")]);
     assert!(!t.ok);
     assert!(
-        t.stderr.contains(&format!("tried key {}: cannot be read or decrypted", key.display())),
+        t.stderr.contains(&format!(
+            "tried key {}: cannot be read or decrypted",
+            key.display()
+        )),
         "{}",
         t.stderr
     );
@@ -520,7 +595,8 @@ fn keyboard_interactive_logins_work() {
     assert!(t.ok, "{}\n{}", t.stderr, sshd.log());
     assert_eq!(t.records("show version").len(), 1);
     assert!(
-        sshd.log().contains("Accepted keyboard-interactive/pam for logops-ssh-e2e"),
+        sshd.log()
+            .contains("Accepted keyboard-interactive/pam for logops-ssh-e2e"),
         "{}",
         sshd.log()
     );
@@ -548,9 +624,18 @@ fn a_command_that_never_returns_the_prompt_times_out_and_the_next_command_still_
         "{}",
         t.stderr
     );
-    assert!(t.stderr.contains("router1#show hang\\r\\n\"\n"), "{}", t.stderr);
+    assert!(
+        t.stderr.contains("router1#show hang\\r\\n\"\n"),
+        "{}",
+        t.stderr
+    );
     assert_eq!(t.records("show version").len(), 1);
-    assert_eq!(t.records("show ip interface brief").len(), 4, "{}", t.stderr);
+    assert_eq!(
+        t.records("show ip interface brief").len(),
+        4,
+        "{}",
+        t.stderr
+    );
     // Ctrl-C is ignored by this router: the session was replaced by a second one.
     assert!(t.stderr.contains(": 2 session(s)"), "{}", t.stderr);
     assert_eq!(t.metric("ssh_up", &[]), Some(0.0));
@@ -560,8 +645,13 @@ fn a_command_that_never_returns_the_prompt_times_out_and_the_next_command_still_
 #[test]
 fn a_device_that_pages_despite_the_paging_command_is_answered() {
     let host = "edge(rtr)-1.dc";
-    let paging = Sshd::start(SshdOptions::router(&["--page-always", "7", "--hostname", host]))
-        .unwrap();
+    let paging = Sshd::start(SshdOptions::router(&[
+        "--page-always",
+        "7",
+        "--hostname",
+        host,
+    ]))
+    .unwrap();
     let plain = Sshd::start(SshdOptions::router(&["--hostname", host])).unwrap();
     let s = Scratch::new();
     let extra = format!("keep_raw = true\n{}", commands(&SHOWS));
@@ -573,13 +663,19 @@ fn a_device_that_pages_despite_the_paging_command_is_answered() {
     let paged = test_ssh(
         &path,
         "paging",
-        &[("RTR_PASS", paging.password()), ("RTR_ENABLE", ENABLE_SECRET)],
+        &[
+            ("RTR_PASS", paging.password()),
+            ("RTR_ENABLE", ENABLE_SECRET),
+        ],
     );
     assert!(paged.ok, "{}", paged.stderr);
     let reference = test_ssh(
         &path,
         "plain",
-        &[("RTR_PASS", plain.password()), ("RTR_ENABLE", ENABLE_SECRET)],
+        &[
+            ("RTR_PASS", plain.password()),
+            ("RTR_ENABLE", ENABLE_SECRET),
+        ],
     );
     assert!(reference.ok, "{}", reference.stderr);
     assert_eq!(paged.prompt(), Some(format!("{host}#").as_str()));
@@ -609,7 +705,13 @@ fn connection_failures_say_what_failed() {
     );
     let devs = [
         device("dns", "no-such-host.invalid:22", "cisco_ios", USER, &base),
-        device("tcp", &format!("127.0.0.1:{closed_port}"), "cisco_ios", USER, &base),
+        device(
+            "tcp",
+            &format!("127.0.0.1:{closed_port}"),
+            "cisco_ios",
+            USER,
+            &base,
+        ),
         device("prompt", &shell.address(), "cisco_ios", USER, &base),
     ];
     let path = s.config("", &devs);
@@ -617,7 +719,8 @@ fn connection_failures_say_what_failed() {
     let t = test_ssh(&path, "dns", &env);
     assert!(!t.ok);
     assert!(
-        t.stderr.contains("error: dns: cannot resolve `no-such-host.invalid` (DNS): "),
+        t.stderr
+            .contains("error: dns: cannot resolve `no-such-host.invalid` (DNS): "),
         "{}",
         t.stderr
     );
@@ -632,15 +735,22 @@ fn connection_failures_say_what_failed() {
     let t = test_ssh(&path, "prompt", &env);
     assert!(!t.ok);
     assert!(
-        t.stderr.contains("error: prompt: prompt not found within 2s after login; last bytes received: \""),
+        t.stderr.contains(
+            "error: prompt: prompt not found within 2s after login; last bytes received: \""
+        ),
         "{}",
         t.stderr
     );
-    assert!(t.stderr.contains(&format!("{USER}@")), "the last bytes show bash's prompt: {}", t.stderr);
+    assert!(
+        t.stderr.contains(&format!("{USER}@")),
+        "the last bytes show bash's prompt: {}",
+        t.stderr
+    );
     // Without the password variable.
     let t = test_ssh(&path, "prompt", &[]);
     assert!(
-        t.stderr.contains("error: prompt: password ($P): environment variable P is not set"),
+        t.stderr
+            .contains("error: prompt: password ($P): environment variable P is not set"),
         "{}",
         t.stderr
     );
@@ -657,7 +767,11 @@ fn the_running_agent_ships_records_metrics_and_raw_output_to_the_ingest() {
     let s = Scratch::new();
     let kh = s.write(
         "known_hosts",
-        &format!("{}\n{}\n", router.known_hosts_line(), linux.known_hosts_line()),
+        &format!(
+            "{}\n{}\n",
+            router.known_hosts_line(),
+            linux.known_hosts_line()
+        ),
     );
     let kh = format!("{:?}", kh.display().to_string());
     let ssh = format!(
@@ -696,10 +810,19 @@ fn the_running_agent_ships_records_metrics_and_raw_output_to_the_ingest() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let (mut records, mut metrics, mut logs) = (Vec::new(), Vec::new(), Vec::new());
     while Instant::now() < deadline {
-        records = ingest.client().query_all(&key, "/v1/records", &[("source", "ssh")]);
-        metrics = ingest.client().query_all(&key, "/v1/metrics", &[("source", "ssh")]);
-        logs = ingest.client().query_all(&key, "/v1/logs", &[("source", "ssh")]);
-        if m("logops_agent_collector_rounds_total", &[("collector", "ssh")]) >= 6.0
+        records = ingest
+            .client()
+            .query_all(&key, "/v1/records", &[("source", "ssh")]);
+        metrics = ingest
+            .client()
+            .query_all(&key, "/v1/metrics", &[("source", "ssh")]);
+        logs = ingest
+            .client()
+            .query_all(&key, "/v1/logs", &[("source", "ssh")]);
+        if m(
+            "logops_agent_collector_rounds_total",
+            &[("collector", "ssh")],
+        ) >= 6.0
             && !records.is_empty()
             && !logs.is_empty()
         {
@@ -711,7 +834,11 @@ fn the_running_agent_ships_records_metrics_and_raw_output_to_the_ingest() {
     let records: Vec<Event> = records.iter().map(parse).collect();
     let metrics: Vec<Event> = metrics.iter().map(parse).collect();
     let logs: Vec<Event> = logs.iter().map(parse).collect();
-    assert!(!records.is_empty(), "no records stored; agent log:\n{}", agent.log_tail(40));
+    assert!(
+        !records.is_empty(),
+        "no records stored; agent log:\n{}",
+        agent.log_tail(40)
+    );
     for e in records.iter().chain(&metrics).chain(&logs) {
         assert_eq!((e.host.as_ref(), e.source.as_ref()), ("ssh-agent", "ssh"));
     }
@@ -724,7 +851,10 @@ fn the_running_agent_ships_records_metrics_and_raw_output_to_the_ingest() {
         .expect("a record of GigabitEthernet1/0/1");
     assert_eq!(label(gi1, "device"), Some("rtr1"));
     assert_eq!(label(gi1, "site"), Some("dc1"));
-    assert_eq!(label(gi1, "template"), Some("cisco_ios_show_interfaces.textfsm"));
+    assert_eq!(
+        label(gi1, "template"),
+        Some("cisco_ios_show_interfaces.textfsm")
+    );
     assert_eq!(gi1.attrs.as_ref().unwrap().to_map()["input_errors"], "3");
     let counter = metrics
         .iter()
@@ -744,11 +874,10 @@ fn the_running_agent_ships_records_metrics_and_raw_output_to_the_ingest() {
     ));
     let up = |device: &str| {
         metrics.iter().find_map(|e| match &e.payload {
-            Payload::Metric { name, value: MetricValue::Gauge(v) }
-                if name == "ssh_up" && label(e, "device") == Some(device) =>
-            {
-                Some(*v)
-            }
+            Payload::Metric {
+                name,
+                value: MetricValue::Gauge(v),
+            } if name == "ssh_up" && label(e, "device") == Some(device) => Some(*v),
             _ => None,
         })
     };
@@ -758,16 +887,34 @@ fn the_running_agent_ships_records_metrics_and_raw_output_to_the_ingest() {
     // No template for `uname -s` on linux: its output is kept as a log event.
     assert!(logs.iter().any(|e| label(e, "device") == Some("lnx")
         && matches!(&e.payload, Payload::Log { body, .. } if body == "Linux")));
-    assert!(m("logops_agent_collector_rounds_total", &[("collector", "ssh")]) >= 6.0);
-    assert!(m("logops_agent_collector_errors_total", &[("collector", "ssh"), ("reason", "tcp")]) >= 1.0);
-    assert!(m("logops_agent_collector_errors_total", &[("collector", "ssh"), ("reason", "metric")]) >= 1.0);
+    assert!(
+        m(
+            "logops_agent_collector_rounds_total",
+            &[("collector", "ssh")]
+        ) >= 6.0
+    );
+    assert!(
+        m(
+            "logops_agent_collector_errors_total",
+            &[("collector", "ssh"), ("reason", "tcp")]
+        ) >= 1.0
+    );
+    assert!(
+        m(
+            "logops_agent_collector_errors_total",
+            &[("collector", "ssh"), ("reason", "metric")]
+        ) >= 1.0
+    );
     let log = agent.log();
     assert_eq!(
         log.matches("gone: TCP connection to").count(),
         1,
         "a repeated failure is logged once:\n{log}"
     );
-    assert!(log.contains("metric iface_description: field `description` is \"\", not a number"), "{log}");
+    assert!(
+        log.contains("metric iface_description: field `description` is \"\", not a number"),
+        "{log}"
+    );
 }
 
 #[test]

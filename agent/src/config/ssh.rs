@@ -394,7 +394,10 @@ fn check_metric(at: &str, m: &MetricSpec, errs: &mut Vec<(String, String)>) {
         } else if !field_ok(l) {
             errs.push((
                 key,
-                format!("`{l}`: record fields are lower case (`{}`)", l.to_lowercase()),
+                format!(
+                    "`{l}`: record fields are lower case (`{}`)",
+                    l.to_lowercase()
+                ),
             ));
         } else if RESERVED_LABELS.contains(&l.as_str()) {
             errs.push((key, format!("`{l}` is set by the SSH source itself")));
@@ -526,10 +529,7 @@ impl SshConfig {
             ));
         }
         if d.commands.is_empty() {
-            errs.push((
-                format!("{at}.commands"),
-                "list at least one command".into(),
-            ));
+            errs.push((format!("{at}.commands"), "list at least one command".into()));
         }
         for (j, c) in d.commands.iter().enumerate() {
             let key = format!("{at}.commands[{j}]");
@@ -542,7 +542,8 @@ impl SshConfig {
                 check_metric(&format!("{key}.metrics[{k}]"), m, &mut errs);
             }
         }
-        let pick = |own: Option<HumanDuration>, default: HumanDuration| own.unwrap_or(default).get();
+        let pick =
+            |own: Option<HumanDuration>, default: HumanDuration| own.unwrap_or(default).get();
         let interval = pick(d.interval, self.interval);
         let command_timeout = pick(d.command_timeout, self.command_timeout);
         let connect_timeout = pick(d.connect_timeout, self.connect_timeout);

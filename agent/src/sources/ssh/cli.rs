@@ -320,7 +320,12 @@ impl Cli {
         Ok(())
     }
 
-    fn enable(&mut self, command: &str, password_prompt: &str, secret: &str) -> Result<(), SshError> {
+    fn enable(
+        &mut self,
+        command: &str,
+        password_prompt: &str,
+        secret: &str,
+    ) -> Result<(), SshError> {
         let asks = Regex::new(password_prompt).expect("platform regexes are tested");
         self.drain()?;
         self.send(&format!("{command}{}", self.platform.newline))?;

@@ -95,14 +95,19 @@ fn poll_and_emit(
     m.collector_rounds.get_or_create(&collector).inc();
     let timeouts = polled.timeouts();
     if timeouts > 0 {
-        m.collector_timeouts.get_or_create(&collector).inc_by(timeouts);
+        m.collector_timeouts
+            .get_or_create(&collector)
+            .inc_by(timeouts);
     }
     let errors = polled.errors();
     let mut reasons: Vec<&'static str> = errors.iter().map(|(r, _)| *r).collect();
     reasons.sort_unstable();
     reasons.dedup();
     {
-        let mut last = device.last_reasons.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last = device
+            .last_reasons
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         for (reason, message) in &errors {
             count_error(emitter, reason);
             if last.contains(reason) {

@@ -253,7 +253,13 @@ impl EventMaker {
         }
     }
 
-    fn event(&self, ts: Timestamp, own: &[(&str, &str)], attrs: Option<logops_common::event::Attrs<'static>>, payload: Payload<'static>) -> Event<'static> {
+    fn event(
+        &self,
+        ts: Timestamp,
+        own: &[(&str, &str)],
+        attrs: Option<logops_common::event::Attrs<'static>>,
+        payload: Payload<'static>,
+    ) -> Event<'static> {
         let own: BTreeMap<String, String> = own
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -268,7 +274,13 @@ impl EventMaker {
         }
     }
 
-    fn metric(&self, ts: Timestamp, name: &str, own: &[(&str, &str)], value: MetricValue) -> Event<'static> {
+    fn metric(
+        &self,
+        ts: Timestamp,
+        name: &str,
+        own: &[(&str, &str)],
+        value: MetricValue,
+    ) -> Event<'static> {
         self.event(
             ts,
             own,
@@ -370,7 +382,11 @@ impl EventMaker {
             }
             let unparsed = c.templates.is_empty();
             if c.spec.keep_raw.unwrap_or(self.keep_raw) || unparsed {
-                let severity = if c.parse_error.as_ref().is_some_and(|e| !matches!(e, LibraryError::NoTemplate { .. })) {
+                let severity = if c
+                    .parse_error
+                    .as_ref()
+                    .is_some_and(|e| !matches!(e, LibraryError::NoTemplate { .. }))
+                {
                     Severity::Warning
                 } else {
                     Severity::Info

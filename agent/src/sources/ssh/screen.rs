@@ -217,8 +217,9 @@ mod tests {
 
     #[test]
     fn ansi_sequences_are_removed() {
-        let (lines, cur) =
-            render(b"\x1b[?2004h\x1b]0;user@h: ~\x07\x1b[01;32muser@h\x1b[00m:~$ ls\r\n\x1b(Bx\r\n$ ");
+        let (lines, cur) = render(
+            b"\x1b[?2004h\x1b]0;user@h: ~\x07\x1b[01;32muser@h\x1b[00m:~$ ls\r\n\x1b(Bx\r\n$ ",
+        );
         assert_eq!(lines, ["user@h:~$ ls", "x"]);
         assert_eq!(cur, "$ ");
     }
@@ -229,7 +230,9 @@ mod tests {
         let (lines, _) = render(b" --More-- \x08\x08\x08\x08\x08\x08\x08\x08\x08\x08          \x08\x08\x08\x08\x08\x08\x08\x08\x08\x08  Hardware is x\r\n");
         assert_eq!(lines, ["  Hardware is x"]);
         // Huawei: cursor left, spaces, cursor left.
-        let (lines, _) = render(b"  ---- More ----\x1b[42D                                          \x1b[42Dnext\r\n");
+        let (lines, _) = render(
+            b"  ---- More ----\x1b[42D                                          \x1b[42Dnext\r\n",
+        );
         assert_eq!(lines, ["next"]);
         // Carriage return, spaces, carriage return; a shorter line after it.
         let (lines, _) = render(b"--More--\r          \r!\r\n");

@@ -108,7 +108,10 @@ fn tcp(s: &SshDeviceSettings) -> Result<TcpStream, SshError> {
                 return Ok(t);
             }
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                last = format!("{a}: timed out after {}", super::error::words(s.connect_timeout))
+                last = format!(
+                    "{a}: timed out after {}",
+                    super::error::words(s.connect_timeout)
+                )
             }
             Err(e) => last = format!("{a}: {e}"),
         }
@@ -236,7 +239,11 @@ impl KeyboardInteractivePrompt for PasswordPrompt<'_> {
 
 /// Tries the key, then the password, then keyboard-interactive with the password, as the
 /// server allows.
-fn authenticate(s: &SshDeviceSettings, session: &Session, secrets: &Secrets) -> Result<(), SshError> {
+fn authenticate(
+    s: &SshDeviceSettings,
+    session: &Session,
+    secrets: &Secrets,
+) -> Result<(), SshError> {
     let user = format!("{}{}", s.username, s.platform.username_suffix);
     let offered = match session.auth_methods(&user) {
         Ok(m) => m.to_owned(),
@@ -258,7 +265,10 @@ fn authenticate(s: &SshDeviceSettings, session: &Session, secrets: &Secrets) -> 
         if let Err(e) = std::fs::metadata(key) {
             tried.push(format!("key_file {}: {e}", key.display()));
         } else if !has("publickey") {
-            tried.push(format!("key_file {} (publickey not offered)", key.display()));
+            tried.push(format!(
+                "key_file {} (publickey not offered)",
+                key.display()
+            ));
         } else {
             match session.userauth_pubkey_file(&user, None, key, secrets.passphrase.as_deref()) {
                 Ok(()) if session.authenticated() => return Ok(()),
@@ -293,7 +303,8 @@ fn authenticate(s: &SshDeviceSettings, session: &Session, secrets: &Secrets) -> 
             }
         }
         if !has("password") && !has("keyboard-interactive") {
-            tried.push("the password (neither password nor keyboard-interactive is offered)".into());
+            tried
+                .push("the password (neither password nor keyboard-interactive is offered)".into());
         }
     }
     if session.authenticated() {
@@ -341,7 +352,10 @@ pub fn open(s: &SshDeviceSettings, secrets: &Secrets) -> Result<Opened, SshError
     session.handshake().map_err(handshake_error)?;
     let (host_key, recorded_at) = check_host_key(s, &session, &token)?;
     authenticate(s, &session, secrets)?;
-    session.set_keepalive(false, s.keepalive.as_secs().clamp(1, u64::from(u32::MAX)) as u32);
+    session.set_keepalive(
+        false,
+        s.keepalive.as_secs().clamp(1, u64::from(u32::MAX)) as u32,
+    );
     let channel_error = |what: &'static str| {
         move |e: ssh2::Error| SshError::Channel {
             device: s.name.clone(),
