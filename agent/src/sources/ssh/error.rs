@@ -14,6 +14,42 @@ pub fn show_bytes(bytes: &[u8]) -> String {
     format!("{:?}", String::from_utf8_lossy(bytes))
 }
 
+/// A host key known_hosts does not have (policy `strict`).
+#[derive(Debug, thiserror::Error)]
+#[error("{device}: the host key of {token} is not in {path} (the server offers {key}): add it (ssh-keyscan{port_flag} {host} >> {path}) or set host_key_policy = \"accept-new\"", path = .path.display())]
+pub struct UnknownHostKey {
+    /// Device name.
+    pub device: String,
+    /// The known_hosts name (`[host]:port`).
+    pub token: String,
+    /// Host, for the hint.
+    pub host: String,
+    /// ` -p PORT` when not 22.
+    pub port_flag: String,
+    /// `ssh-ed25519 SHA256:...`.
+    pub key: String,
+    /// The known_hosts file.
+    pub path: PathBuf,
+}
+
+/// A host key that differs from the one known_hosts has: always refused.
+#[derive(Debug, thiserror::Error)]
+#[error("{device}: HOST KEY CHANGED for {token}: the server offers {key}, but {path}:{line} has a {old_type} key for it; refused. If the device was really replaced, delete line {line} of {path} (ssh-keygen -R '{token}' -f {path})", path = .path.display())]
+pub struct ChangedHostKey {
+    /// Device name.
+    pub device: String,
+    /// The known_hosts name.
+    pub token: String,
+    /// `ssh-ed25519 SHA256:...` offered now.
+    pub key: String,
+    /// The file.
+    pub path: PathBuf,
+    /// The line of the old key.
+    pub line: usize,
+    /// The old key's type.
+    pub old_type: String,
+}
+
 /// Why a poll (or one command of it) failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SshError {
@@ -48,37 +84,11 @@ pub enum SshError {
         message: String,
     },
     /// The host key is not in known_hosts (policy `strict`).
-    #[error("{device}: the host key of {token} is not in {path} (the server offers {key}): add it (ssh-keyscan{port_flag} {host} >> {path}) or set host_key_policy = \"accept-new\"", path = .path.display())]
-    HostKeyUnknown {
-        /// Device name.
-        device: String,
-        /// The known_hosts name (`[host]:port`).
-        token: String,
-        /// Host, for the hint.
-        host: String,
-        /// ` -p PORT` when not 22.
-        port_flag: String,
-        /// `ssh-ed25519 SHA256:...`.
-        key: String,
-        /// The known_hosts file.
-        path: PathBuf,
-    },
+    #[error(transparent)]
+    HostKeyUnknown(Box<UnknownHostKey>),
     /// The host key differs from the one recorded: always refused.
-    #[error("{device}: HOST KEY CHANGED for {token}: the server offers {key}, but {path}:{line} has a {old_type} key for it; refused. If the device was really replaced, delete line {line} of {path} (ssh-keygen -R '{token}' -f {path})", path = .path.display())]
-    HostKeyChanged {
-        /// Device name.
-        device: String,
-        /// The known_hosts name.
-        token: String,
-        /// `ssh-ed25519 SHA256:...` offered now.
-        key: String,
-        /// The file.
-        path: PathBuf,
-        /// The line of the old key.
-        line: usize,
-        /// The old key's type.
-        old_type: String,
-    },
+    #[error(transparent)]
+    HostKeyChanged(Box<ChangedHostKey>),
     /// The host key is marked `@revoked`.
     #[error("{device}: the host key of {token} ({key}) is revoked at {path}:{line}; refused", path = .path.display())]
     HostKeyRevoked {
@@ -210,8 +220,8 @@ impl SshError {
             SshError::Resolve { .. } => "dns",
             SshError::Tcp { .. } => "tcp",
             SshError::Handshake { .. } => "handshake",
-            SshError::HostKeyUnknown { .. }
-            | SshError::HostKeyChanged { .. }
+            SshError::HostKeyUnknown(_)
+            | SshError::HostKeyChanged(_)
             | SshError::HostKeyRevoked { .. }
             | SshError::KnownHosts { .. } => "host_key",
             SshError::Secret { .. } => "secret",

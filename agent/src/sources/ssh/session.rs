@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use ssh2::{Channel, KeyboardInteractivePrompt, MethodType, Prompt, Session};
 
-use super::error::SshError;
+use super::error::{ChangedHostKey, SshError, UnknownHostKey};
 use super::known_hosts::{self, Verdict};
 use crate::config::{HostKeyPolicy, SecretSource, SshDeviceSettings};
 
@@ -193,7 +193,7 @@ fn check_host_key(
     }
     match verdict {
         Verdict::Known => Ok((key, recorded)),
-        Verdict::Unknown => Err(SshError::HostKeyUnknown {
+        Verdict::Unknown => Err(SshError::HostKeyUnknown(Box::new(UnknownHostKey {
             device: s.name.clone(),
             token: token.to_owned(),
             host: s.host.clone(),
@@ -204,15 +204,15 @@ fn check_host_key(
             },
             key,
             path: s.known_hosts.clone(),
-        }),
-        Verdict::Changed(old) => Err(SshError::HostKeyChanged {
+        }))),
+        Verdict::Changed(old) => Err(SshError::HostKeyChanged(Box::new(ChangedHostKey {
             device: s.name.clone(),
             token: token.to_owned(),
             key,
             path: s.known_hosts.clone(),
             line: old.line,
             old_type: old.key_type,
-        }),
+        }))),
         Verdict::Revoked(entry) => Err(SshError::HostKeyRevoked {
             device: s.name.clone(),
             token: token.to_owned(),
