@@ -2,7 +2,8 @@
 //! does, runs `show` commands and parses their output with ntc-templates (TextFSM).
 //!
 //! - ssh2 (libssh2) is blocking, so sessions run on a pool of `max_sessions` worker threads
-//!   (fewer when there are fewer devices). One async task schedules the devices: each is
+//!   (fewer when there are fewer devices); one more thread parses the outputs and emits the
+//!   events (TextFSM's regexes keep caches per thread: one parser keeps one set). One async task schedules the devices: each is
 //!   due every `interval`, first polls spread over it; a device whose previous poll is
 //!   still queued or running skips its turn (counted as `reason="overrun"`). A poll opens
 //!   one session, runs the device's commands and closes it, so at most `max_sessions`
@@ -74,18 +75,27 @@ fn open_templates(cfg: &SshConfig) -> Option<Arc<TemplateLibrary>> {
     }
 }
 
-/// Polls `device` once on a worker thread and emits its events.
-fn poll_and_emit(
+/// A poll done by a worker, on its way to be parsed and emitted.
+struct Done {
+    device: usize,
+    ts: logops_common::Timestamp,
+    polled: Polled,
+}
+
+/// Parses a poll's outputs, turns them into events, counts and logs its errors, and emits
+/// the events. Runs on the one parser thread: TextFSM's regexes keep per-thread caches, so
+/// parsing on every session thread would multiply them by `max_sessions`.
+fn finish(
     device: &Device,
+    done: Done,
     templates: Option<&TemplateLibrary>,
     emitter: &Emitter,
     shutdown: &Shutdown,
 ) {
     let s = &device.settings;
-    let ts = logops_common::Timestamp::now();
-    let mut polled = poll::poll(s, templates, Some(shutdown));
-    if shutdown.is_triggered() {
-        return;
+    let Done { ts, mut polled, .. } = done;
+    if let Some(lib) = templates {
+        poll::parse(&mut polled, lib, s.platform.device_type);
     }
     let events = device.events.events(ts, &mut polled);
     let m = emitter.metrics();
@@ -168,13 +178,39 @@ pub async fn run(cfg: SshConfig, emitter: Emitter, mut shutdown: Shutdown) {
     let (jobs, queue) = mpsc::channel::<usize>();
     let queue = Arc::new(Mutex::new(queue));
     let (done_tx, mut done) = tokio::sync::mpsc::unbounded_channel::<usize>();
-    let mut threads = Vec::with_capacity(workers);
+    // Workers hand their polls to the parser; a full channel makes them wait (back-pressure
+    // from parsing and the buffer).
+    let (polled_tx, polled_rx) = mpsc::sync_channel::<Done>(workers);
+    let mut threads = Vec::with_capacity(workers + 1);
+    {
+        let devices = devices.clone();
+        let emitter = emitter.clone();
+        let stop = shutdown.clone();
+        let done_tx = done_tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("ssh-parse".into())
+            .spawn(move || {
+                for d in polled_rx {
+                    let i = d.device;
+                    if !stop.is_triggered() {
+                        finish(&devices[i], d, templates.as_deref(), &emitter, &stop);
+                    }
+                    let _ = done_tx.send(i);
+                }
+            });
+        match spawned {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                tracing::error!("ssh: cannot start the parser thread: {e}; not polling");
+                return;
+            }
+        }
+    }
     for w in 0..workers {
         let queue = queue.clone();
         let devices = devices.clone();
-        let templates = templates.clone();
-        let emitter = emitter.clone();
         let stop = shutdown.clone();
+        let polled_tx = polled_tx.clone();
         let done_tx = done_tx.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("ssh-{w}"))
@@ -182,18 +218,29 @@ pub async fn run(cfg: SshConfig, emitter: Emitter, mut shutdown: Shutdown) {
             .spawn(move || loop {
                 let next = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
                 let Ok(i) = next else { break };
-                if !stop.is_triggered() {
-                    poll_and_emit(&devices[i], templates.as_deref(), &emitter, &stop);
+                if stop.is_triggered() {
+                    let _ = done_tx.send(i);
+                    continue;
                 }
-                let _ = done_tx.send(i);
+                let ts = logops_common::Timestamp::now();
+                let polled = poll::poll(&devices[i].settings, Some(&stop));
+                let d = Done {
+                    device: i,
+                    ts,
+                    polled,
+                };
+                if polled_tx.send(d).is_err() {
+                    let _ = done_tx.send(i);
+                }
             });
         match spawned {
             Ok(t) => threads.push(t),
             Err(e) => tracing::error!("ssh: cannot start worker thread {w}: {e}"),
         }
     }
+    drop(polled_tx);
     drop(done_tx);
-    tracing::info!(devices = n, workers = threads.len(), "ssh: polling");
+    tracing::info!(devices = n, workers = threads.len() - 1, "ssh: polling");
     let start = Instant::now();
     let mut due: BinaryHeap<Reverse<(Instant, usize)>> = (0..n)
         .map(|i| {
@@ -235,7 +282,8 @@ pub async fn run(cfg: SshConfig, emitter: Emitter, mut shutdown: Shutdown) {
         }
     }
     drop(jobs);
-    for t in threads {
+    // The workers end first (their queue is closed), then the parser (its senders are gone).
+    for t in threads.into_iter().rev() {
         let _ = tokio::task::spawn_blocking(move || t.join()).await;
     }
     tracing::info!("ssh: stopped");
@@ -285,7 +333,10 @@ pub fn test_device(config: &Config, name: &str) -> anyhow::Result<TestOutcome> {
         },
     };
     let ts = logops_common::Timestamp::now();
-    let mut polled = poll::poll(&settings, library.as_ref(), None);
+    let mut polled = poll::poll(&settings, None);
+    if let Some(lib) = &library {
+        poll::parse(&mut polled, lib, settings.platform.device_type);
+    }
     let maker = EventMaker::new(
         &settings,
         Arc::from(config.agent_id()),

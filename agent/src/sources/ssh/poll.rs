@@ -103,12 +103,9 @@ impl Polled {
     }
 }
 
-/// Polls `s` once: connects, runs every command, closes.
-pub fn poll(
-    s: &SshDeviceSettings,
-    templates: Option<&TemplateLibrary>,
-    stop: Option<&Shutdown>,
-) -> Polled {
+/// Polls `s` once: connects, runs every command, closes. Nothing is parsed yet (see
+/// [`parse`]).
+pub fn poll(s: &SshDeviceSettings, stop: Option<&Shutdown>) -> Polled {
     let started = Instant::now();
     let mut polled = Polled::default();
     let secrets = match Secrets::load(s) {
@@ -183,23 +180,28 @@ pub fn poll(
                 c.close();
             }
         }
-        let mut o = outcome(spec, result, seconds);
-        if let (Some(out), Some(lib)) = (&o.output, templates) {
-            match lib.parse(s.platform.device_type, &spec.command, out) {
-                Ok(p) => {
-                    o.templates = p.templates;
-                    o.records = p.records;
-                }
-                Err(e) => o.parse_error = Some(e),
-            }
-        }
-        polled.commands.push(o);
+        polled.commands.push(outcome(spec, result, seconds));
     }
     if let Some(c) = cli.take() {
         c.close();
     }
     polled.seconds = started.elapsed().as_secs_f64();
     polled
+}
+
+/// Parses every completed output of a poll with the template the index names for
+/// (`device_type`, command).
+pub fn parse(polled: &mut Polled, templates: &TemplateLibrary, device_type: &str) {
+    for c in &mut polled.commands {
+        let Some(out) = &c.output else { continue };
+        match templates.parse(device_type, &c.spec.command, out) {
+            Ok(p) => {
+                c.templates = p.templates;
+                c.records = p.records;
+            }
+            Err(e) => c.parse_error = Some(e),
+        }
+    }
 }
 
 fn outcome(spec: &CommandSpec, result: Result<String, SshError>, seconds: f64) -> CommandOutcome {
