@@ -63,10 +63,15 @@ struct Device {
     last_reasons: Mutex<Vec<&'static str>>,
 }
 
-/// Opens the templates directory; a failure is logged and outputs are then kept raw.
-fn open_templates(cfg: &SshConfig) -> Option<Arc<TemplateLibrary>> {
+/// Opens the templates directory with the index rows of the devices' platforms only (the
+/// whole ntc-templates index compiled costs ~17 MiB); a failure is logged and outputs are
+/// then kept raw.
+fn open_templates(cfg: &SshConfig, devices: &[SshDeviceSettings]) -> Option<Arc<TemplateLibrary>> {
     let dir = cfg.templates_dir.as_ref()?;
-    match TemplateLibrary::open(dir) {
+    let mut platforms: Vec<&str> = devices.iter().map(|d| d.platform.device_type).collect();
+    platforms.sort_unstable();
+    platforms.dedup();
+    match TemplateLibrary::open_for(dir, &platforms) {
         Ok(l) => Some(Arc::new(l)),
         Err(e) => {
             tracing::error!("ssh: templates_dir: {e}; outputs are kept raw, not parsed");
@@ -162,7 +167,7 @@ pub async fn run(cfg: SshConfig, emitter: Emitter, mut shutdown: Shutdown) {
     if settings.is_empty() {
         return;
     }
-    let templates = open_templates(&cfg);
+    let templates = open_templates(&cfg, &settings);
     let devices: Arc<Vec<Device>> = Arc::new(
         settings
             .into_iter()
@@ -327,7 +332,7 @@ pub fn test_device(config: &Config, name: &str) -> anyhow::Result<TestOutcome> {
     };
     let (library, templates) = match &ssh.templates_dir {
         None => (None, Ok(None)),
-        Some(dir) => match TemplateLibrary::open(dir) {
+        Some(dir) => match TemplateLibrary::open_for(dir, &[settings.platform.device_type]) {
             Ok(l) => (Some(l), Ok(Some(dir.clone()))),
             Err(e) => (None, Err(e.to_string())),
         },
