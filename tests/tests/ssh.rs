@@ -699,7 +699,7 @@ fn connection_failures_say_what_failed() {
     let shell = Sshd::start(SshdOptions::shell()).unwrap();
     let kh = s.write("known_hosts", &format!("{}\n", shell.known_hosts_line()));
     let base = format!(
-        "password_env = \"P\"\nconnect_timeout = \"2s\"\nknown_hosts = {:?}\n{}",
+        "password_env = \"P\"\nconnect_timeout = \"4s\"\nknown_hosts = {:?}\n{}",
         kh.display().to_string(),
         commands(&["show version"])
     );
@@ -736,7 +736,7 @@ fn connection_failures_say_what_failed() {
     assert!(!t.ok);
     assert!(
         t.stderr.contains(
-            "error: prompt: prompt not found within 2s after login; last bytes received: \""
+            "error: prompt: prompt not found within 4s after login; last bytes received: \""
         ),
         "{}",
         t.stderr
