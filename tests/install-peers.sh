@@ -13,7 +13,11 @@
 #   snmpd                      agent/tests/snmp_vs_snmpd.rs, agent/tests/snmp_cli.rs (the SNMP
 #                              collector's peer: v2c community and v3 users) and the snmp-bench
 #   snmp                       the same tests: net-snmp's snmpget/snmpbulkwalk give the reference values
-#   python3-venv               the venv below
+#   openssh-server             tests/tests/ssh.rs and tests/src/bin/ssh-bench.rs: the private sshd
+#                              (ForceCommand fake router, plain Linux host); no system sshd is started
+#   openssh-client             the same: ssh-keygen (host and client keys), ssh-keyscan
+#   libssl-dev, pkg-config     building ssh2 (libssh2-sys links the system OpenSSL)
+#   python3-venv               the venvs below
 #   systemd-journal-remote     tests/tests/stdout.rs (journald: /lib/systemd/systemd-journal-remote writes
 #                              real journal files from export format)
 #   systemd                    tests/tests/stdout.rs (journalctl reads them; no systemd runs here)
@@ -36,6 +40,12 @@
 #                                    agent without GETBULK (tests/peers/snmp_nobulk.py)
 #   k8s-venv:  kubernetes-validate==1.37.0  tests/tests/packaging.rs: packaging/kubernetes
 #                                    against the Kubernetes API schemas
+#   ssh-venv:  netmiko==4.8.0        tests/tests/ssh.rs (tests/src/sshd.rs finds it): the reference the
+#                                    SSH collector's output text is compared with
+#              fake-switches==1.5.0  a Cisco switch simulator (Twisted conch), installed --no-deps (it
+#                                    pins Twisted<17, which does not build on Python 3.11) next to
+#                                    twisted[conch]==26.10.0 netaddr==1.3.0 lxml==6.1.3 tftpy==0.8.7
+#                                    pyasn1==0.6.5; tests/peers/run_fake_switch.py fixes its launcher
 set -euo pipefail
 
 PACKAGES=(
@@ -46,6 +56,10 @@ PACKAGES=(
     iptables
     snmpd
     snmp
+    openssh-server
+    openssh-client
+    libssl-dev
+    pkg-config
     python3-venv
     systemd-journal-remote
     systemd
@@ -57,6 +71,10 @@ PACKAGES=(
 )
 NTC_VENV=/opt/logops-tests/ntc-venv
 PIP_PACKAGES=(ntc-templates==9.2.0 textfsm==2.1.0)
+SSH_VENV=/opt/logops-tests/ssh-venv
+SSH_PIP=(netmiko==4.8.0)
+SSH_PIP_NODEPS=(fake-switches==1.5.0)
+SSH_PIP_DEPS=("twisted[conch]==26.10.0" netaddr==1.3.0 lxml==6.1.3 tftpy==0.8.7 pyasn1==0.6.5)
 
 export DEBIAN_FRONTEND=noninteractive
 
@@ -82,16 +100,18 @@ else
 fi
 
 # Pinned Python packages, one venv each: (re)installed only when `pip freeze` lacks a pin.
-venv_has_pins() {
-    local venv=$1 frozen p
+PIP=(-m pip install --quiet --disable-pip-version-check)
+venv_has_pins() {   # VENV PIN...
+    local venv=$1 frozen p name
     shift
     [ -x "$venv/bin/python" ] || return 1
     frozen="$("$venv/bin/python" -m pip freeze 2>/dev/null)" || return 1
     for p in "$@"; do
-        grep -qix "${p/-/[-_]}" <<<"$frozen" || return 1
+        name=${p%%\[*}; name=${name%%==*}; p="$name==${p##*==}"
+        grep -qix "${p//-/[-_]}" <<<"$frozen" || return 1
     done
 }
-ensure_venv() {
+ensure_venv() {   # VENV PIN...
     local venv=$1
     shift
     if venv_has_pins "$venv" "$@"; then
@@ -100,12 +120,24 @@ ensure_venv() {
         echo "install-peers: installing $* into $venv"
         mkdir -p "$(dirname "$venv")"
         /usr/bin/python3 -m venv "$venv"
-        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$@"
+        "$venv/bin/python" "${PIP[@]}" "$@"
     fi
 }
 ensure_venv "$NTC_VENV" "${PIP_PACKAGES[@]}"
 ensure_venv /opt/logops-tests/snmp-venv pysnmp==7.1.30 pyasn1==0.6.5 cryptography==50.0.2
 ensure_venv /opt/logops-tests/k8s-venv kubernetes-validate==1.37.0
+if venv_has_pins "$SSH_VENV" "${SSH_PIP[@]}" "${SSH_PIP_NODEPS[@]}" "${SSH_PIP_DEPS[@]}"; then
+    echo "install-peers: $SSH_VENV has ${SSH_PIP[*]} ${SSH_PIP_NODEPS[*]}"
+else
+    echo "install-peers: installing ${SSH_PIP[*]} ${SSH_PIP_NODEPS[*]} into $SSH_VENV"
+    mkdir -p "$(dirname "$SSH_VENV")"
+    /usr/bin/python3 -m venv "$SSH_VENV"
+    "$SSH_VENV/bin/python" "${PIP[@]}" "${SSH_PIP[@]}"
+    # fake-switches pins Twisted<17 (no build on Python 3.11): without its dependencies,
+    # then the ones it needs, current. pip's resolver warning about the pin is expected.
+    "$SSH_VENV/bin/python" "${PIP[@]}" --no-deps "${SSH_PIP_NODEPS[@]}"
+    "$SSH_VENV/bin/python" "${PIP[@]}" --no-warn-conflicts "${SSH_PIP_DEPS[@]}"
+fi
 
 # The Debian root for the package tests, made once (about 240 MB; a minute or two): minbase
 # plus what the packages depend on beyond it, so that dpkg -i needs no network at test time.

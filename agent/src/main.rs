@@ -1,6 +1,7 @@
 //! `logops-agent`: run the agent, check a configuration, inspect the buffer, try a TextFSM
 //! template.
 
+mod test_ssh;
 mod textfsm_cmd;
 
 use std::path::{Path, PathBuf};
@@ -81,6 +82,18 @@ enum TestWhat {
         #[arg(long)]
         json: bool,
     },
+    /// Log in to one `[[ssh.device]]` once: print the prompt, each command's raw output and
+    /// its parsed records, or what failed.
+    Ssh {
+        /// The device's `name`.
+        device: String,
+        /// Configuration file.
+        #[arg(long, short = 'c', default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Print the events as wire-format NDJSON instead.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -153,6 +166,21 @@ fn main() -> ExitCode {
             };
             init_logging();
             return test_snmp(&cfg, &device, json);
+        }
+        Command::Test {
+            what:
+                TestWhat::Ssh {
+                    device,
+                    config,
+                    json,
+                },
+        } => {
+            let cfg = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            init_logging();
+            return test_ssh::run(&cfg, &device, json);
         }
         Command::Buffer { config, action } => {
             let cfg = match load(&config) {
@@ -239,7 +267,7 @@ fn test_snmp(config: &Config, device: &str, json: bool) -> ExitCode {
 }
 
 /// `name{labels} type value`, or `record{labels} {attrs}`.
-fn readable(e: &logops_common::Event<'_>) -> String {
+pub(crate) fn readable(e: &logops_common::Event<'_>) -> String {
     use logops_common::event::{MetricValue, Payload};
     let labels: Vec<String> = e.labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
     let labels = labels.join(",");

@@ -18,6 +18,8 @@
 //! - [`nobulk`] runs an SNMP agent without GETBULK (pysnmp), for the GETNEXT fallback.
 //! - [`snmpd`] runs Debian's net-snmp `snmpd` (v2c community, v3 users) on loopback ports and
 //!   asks it with net-snmp's own `snmpget` / `snmpbulkwalk`.
+//! - [`sshd`] runs private OpenSSH servers (a ForceCommand fake router, a plain shell host),
+//!   fake-switches, and Netmiko as the reference; [`ntc`] finds the ntc-templates.
 //!
 //! Everything is independent per harness (own port, directory, log), so tests can run in
 //! parallel.
@@ -29,11 +31,14 @@ pub mod harness;
 pub mod netns;
 pub mod nfq_delay;
 pub mod nobulk;
+#[path = "../../textfsm/tests/support/ntc.rs"]
+pub mod ntc;
 pub mod ping;
 pub mod pki;
 pub mod pool;
 pub mod process;
 pub mod snmpd;
+pub mod sshd;
 pub mod storm;
 
 use std::collections::BTreeMap;

@@ -141,6 +141,25 @@ pub fn threads(pid: u32) -> Option<u64> {
         .find_map(|l| l.strip_prefix("Threads:")?.trim().parse().ok())
 }
 
+/// Number of open file descriptors of a live process.
+pub fn open_fds(pid: u32) -> Option<u64> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64)
+}
+
+/// CPU time of a process's reaped children (`cutime + cstime`), in seconds: for a server
+/// that forks a process per connection (sshd), the work of the connections that ended.
+pub fn children_cpu_seconds(pid: u32) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let cutime: u64 = fields.get(13)?.parse().ok()?;
+    let cstime: u64 = fields.get(14)?.parse().ok()?;
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let ticks = if ticks > 0 { ticks as f64 } else { 100.0 };
+    Some((cutime + cstime) as f64 / ticks)
+}
+
 /// Number of open sockets (file descriptors linking to `socket:[...]`) of a live process.
 pub fn sockets(pid: u32) -> Option<u64> {
     let entries = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;

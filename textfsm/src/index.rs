@@ -68,6 +68,28 @@ pub fn expand_completion(cell: &str) -> String {
 impl Index {
     /// Parses index `text`; `path` names the file in errors.
     pub fn parse(path: &Path, text: &str) -> Result<Self, IndexError> {
+        Index::parse_rows_for(path, text, None)
+    }
+
+    /// Parses index `text` keeping only the rows whose `column` cell matches one of
+    /// `values` (rows without that cell are kept); the other rows' cells are never compiled.
+    /// A whole ntc-templates index costs megabytes of compiled regexes; a program that
+    /// parses for a few platforms needs a fraction of it. [`Index::find`] then only finds
+    /// kept rows.
+    pub fn parse_for(
+        path: &Path,
+        text: &str,
+        column: &str,
+        values: &[&str],
+    ) -> Result<Self, IndexError> {
+        Index::parse_rows_for(path, text, Some((column, values)))
+    }
+
+    fn parse_rows_for(
+        path: &Path,
+        text: &str,
+        keep: Option<(&str, &[&str])>,
+    ) -> Result<Self, IndexError> {
         let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l));
         let (header_line, header) = lines
             .by_ref()
@@ -104,6 +126,24 @@ impl Index {
             let cells: Vec<&str> = line.split(',').map(str::trim).collect();
             if cells.len() != columns.len() {
                 continue;
+            }
+            if let Some((column, values)) = keep {
+                let wanted = match columns.iter().position(|c| c == column) {
+                    Some(col) if !cells[col].is_empty() => {
+                        let re = PyRegex::new(cells[col]).map_err(|e| IndexError::Regex {
+                            file: path.to_path_buf(),
+                            line: n,
+                            column: column.to_string(),
+                            pattern: cells[col].to_string(),
+                            reason: e.message,
+                        })?;
+                        values.iter().any(|v| matches!(re.is_match(v), Ok(true)))
+                    }
+                    _ => true,
+                };
+                if !wanted {
+                    continue;
+                }
             }
             let mut compiled = Vec::new();
             for (col, cell) in cells.iter().enumerate() {
@@ -194,6 +234,19 @@ mod tests {
         # a_skipped.textfsm, .*, cisco_ios, show\n\
         b_one.textfsm:b_two.textfsm, .*, linux, ps\n\
         broken line without enough cells\n";
+
+    #[test]
+    fn rows_for_other_platforms_are_left_out() {
+        let idx = Index::parse_for(Path::new("index"), INDEX, "Platform", &["linux"]).unwrap();
+        assert_eq!(idx.entries().len(), 1);
+        let e = idx
+            .find(&[("Platform", "linux"), ("Command", "ps")])
+            .unwrap();
+        assert_eq!(e.templates, ["b_one.textfsm", "b_two.textfsm"]);
+        assert!(idx
+            .find(&[("Platform", "cisco_ios"), ("Command", "sh ip int br")])
+            .is_none());
+    }
 
     #[test]
     fn first_matching_row_wins() {

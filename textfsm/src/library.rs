@@ -32,13 +32,26 @@ impl TemplateLibrary {
     /// Opens `dir` and reads `dir/index`. Templates are read when first used; see
     /// [`TemplateLibrary::check_all`] to compile them all up front.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, LibraryError> {
-        let dir = dir.as_ref().to_path_buf();
+        Self::open_rows(dir.as_ref(), None)
+    }
+
+    /// Opens `dir` with only the index rows of these platforms (see [`Index::parse_for`]):
+    /// far less memory than the whole index when a program parses for a few platforms.
+    pub fn open_for(dir: impl AsRef<Path>, platforms: &[&str]) -> Result<Self, LibraryError> {
+        Self::open_rows(dir.as_ref(), Some(platforms))
+    }
+
+    fn open_rows(dir: &Path, platforms: Option<&[&str]>) -> Result<Self, LibraryError> {
+        let dir = dir.to_path_buf();
         let path = dir.join("index");
         let text = std::fs::read_to_string(&path).map_err(|source| LibraryError::Io {
             path: path.clone(),
             source,
         })?;
-        let index = Index::parse(&path, &text)?;
+        let index = match platforms {
+            None => Index::parse(&path, &text)?,
+            Some(p) => Index::parse_for(&path, &text, "Platform", p)?,
+        };
         Ok(TemplateLibrary {
             dir,
             index,

@@ -6,6 +6,7 @@
 
 mod report;
 mod snmp;
+mod ssh;
 mod stdout;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,10 @@ pub use report::{ConfigError, ConfigErrors};
 pub use snmp::{
     AuthProtocol, Credentials, DeviceSettings, PrivProtocol, SecurityLevel, SnmpConfig, SnmpDevice,
     SnmpProfile, SnmpVersion, UsmSettings,
+};
+pub use ssh::{
+    CommandSpec, HostKeyPolicy, MetricKind, MetricSpec, SecretSource, SshConfig, SshDevice,
+    SshDeviceSettings,
 };
 pub use stdout::{
     exec_name, ContainerDecoding, ContainerFormat, ExecConfig, JournaldConfig, KubernetesConfig,
@@ -54,6 +59,8 @@ pub struct Config {
     pub journald: Option<JournaldConfig>,
     /// `[kubernetes]`: container logs (`/var/log/pods`); absent = off.
     pub kubernetes: Option<KubernetesConfig>,
+    /// `[ssh]`: device CLIs scraped over SSH (`[[ssh.device]]`); absent = off.
+    pub ssh: Option<SshConfig>,
     /// `[self_metrics]`: the agent's own Prometheus endpoint.
     #[serde(default)]
     pub self_metrics: SelfMetricsConfig,
@@ -645,6 +652,9 @@ pub(crate) fn check(config: &Config) -> Vec<(String, String)> {
     stdout::check(config, &mut |k: &str, m: String| {
         errs.push((k.to_owned(), m))
     });
+    if let Some(s) = &config.ssh {
+        ssh::check(s, &mut errs);
+    }
     errs
 }
 

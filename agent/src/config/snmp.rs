@@ -507,7 +507,8 @@ impl CredentialFields<'_> {
     }
 }
 
-fn parse_address(address: &str) -> Result<(), String> {
+/// Checks a device address: `host:port`, `host`, `[v6 address]:port` or a v6 address.
+pub(super) fn parse_address(address: &str) -> Result<(), String> {
     let bad = || format!("`{address}` is not host:port, host, [v6 address]:port or a v6 address");
     if address.is_empty() {
         return Err(bad());

@@ -12,6 +12,7 @@ pub mod metric;
 pub mod ping;
 pub mod process;
 pub mod snmp;
+pub mod ssh;
 pub mod stdin;
 
 use std::borrow::Cow;
@@ -29,6 +30,24 @@ pub fn merge_labels(
         .chain(own.iter())
         .map(|(k, v)| (Cow::Owned(k.clone()), Cow::Owned(v.clone())))
         .collect()
+}
+
+/// `host:port`, `host`, `[v6]:port` or a bare IPv6 address → (host, port), `default_port`
+/// when the address has none.
+pub fn split_host_port(address: &str, default_port: u16) -> (String, u16) {
+    if let Ok(sa) = address.parse::<std::net::SocketAddr>() {
+        return (sa.ip().to_string(), sa.port());
+    }
+    if let Ok(ip) = address.parse::<std::net::IpAddr>() {
+        return (ip.to_string(), default_port);
+    }
+    match address.rsplit_once(':') {
+        Some((h, p)) => match p.parse() {
+            Ok(port) => (h.trim_matches(['[', ']']).to_owned(), port),
+            Err(_) => (address.to_owned(), default_port),
+        },
+        None => (address.to_owned(), default_port),
+    }
 }
 
 /// The sources of one configuration, running.
@@ -126,6 +145,13 @@ pub fn start_all(
     if let Some(snmp) = &config.snmp {
         running.tasks.push(tokio::spawn(snmp::run(
             snmp.clone(),
+            emitter.clone(),
+            shutdown.clone(),
+        )));
+    }
+    if let Some(ssh) = &config.ssh {
+        running.tasks.push(tokio::spawn(ssh::run(
+            ssh.clone(),
             emitter.clone(),
             shutdown.clone(),
         )));

@@ -219,21 +219,10 @@ pub struct Session {
     counters: Counters,
 }
 
-/// `host:port`, `host`, `[v6]:port` or a bare IPv6 address → (host, port).
+/// `host:port`, `host`, `[v6]:port` or a bare IPv6 address → (host, port), port 161 when
+/// left out.
 pub fn split_address(address: &str) -> (String, u16) {
-    if let Ok(sa) = address.parse::<SocketAddr>() {
-        return (sa.ip().to_string(), sa.port());
-    }
-    if let Ok(ip) = address.parse::<std::net::IpAddr>() {
-        return (ip.to_string(), DEFAULT_PORT);
-    }
-    match address.rsplit_once(':') {
-        Some((h, p)) => match p.parse() {
-            Ok(port) => (h.trim_matches(['[', ']']).to_owned(), port),
-            Err(_) => (address.to_owned(), DEFAULT_PORT),
-        },
-        None => (address.to_owned(), DEFAULT_PORT),
-    }
+    crate::sources::split_host_port(address, DEFAULT_PORT)
 }
 
 /// What a request was, for messages: `GET sysUpTime.0 (1.3.6.1.2.1.1.3.0) and 3 more`.
