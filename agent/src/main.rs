@@ -152,35 +152,26 @@ fn main() -> ExitCode {
             init_logging();
             run(&config, cfg, stdin)
         }
-        Command::Test {
-            what:
-                TestWhat::Snmp {
-                    device,
-                    config,
-                    json,
-                },
-        } => {
-            let cfg = match load(&config) {
+        Command::Test { what } => {
+            let (TestWhat::Snmp {
+                device,
+                config,
+                json,
+            }
+            | TestWhat::Ssh {
+                device,
+                config,
+                json,
+            }) = &what;
+            let cfg = match load(config) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
             init_logging();
-            return test_snmp(&cfg, &device, json);
-        }
-        Command::Test {
-            what:
-                TestWhat::Ssh {
-                    device,
-                    config,
-                    json,
-                },
-        } => {
-            let cfg = match load(&config) {
-                Ok(c) => c,
-                Err(code) => return code,
+            return match what {
+                TestWhat::Snmp { .. } => test_snmp(&cfg, device, *json),
+                TestWhat::Ssh { .. } => test_ssh::run(&cfg, device, *json),
             };
-            init_logging();
-            return test_ssh::run(&cfg, &device, json);
         }
         Command::Buffer { config, action } => {
             let cfg = match load(&config) {

@@ -50,6 +50,35 @@ pub fn split_host_port(address: &str, default_port: u16) -> (String, u16) {
     }
 }
 
+/// For `logops-agent test snmp|ssh DEVICE`: the settings of the `[[<table>]]` entry named
+/// `name` (`found`, from the section's `find`), or an error saying why it cannot be used or
+/// which devices there are.
+pub fn device_to_test<T>(
+    table: &str,
+    name: &str,
+    found: Option<Result<T, Vec<(String, String)>>>,
+    known: impl IntoIterator<Item = impl AsRef<str>>,
+) -> anyhow::Result<T> {
+    match found {
+        Some(Ok(s)) => Ok(s),
+        Some(Err(problems)) => anyhow::bail!(
+            "device `{name}` is not usable: {}",
+            problems
+                .iter()
+                .map(|(k, m)| format!("{k}: {m}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        None => {
+            let known: Vec<String> = known.into_iter().map(|k| k.as_ref().to_owned()).collect();
+            anyhow::bail!(
+                "no [[{table}]] is named `{name}` (devices: {})",
+                known.join(", ")
+            )
+        }
+    }
+}
+
 /// The sources of one configuration, running.
 #[derive(Default)]
 pub struct RunningSources {

@@ -205,24 +205,12 @@ pub async fn test_device(config: &Config, name: &str) -> anyhow::Result<TestOutc
         .snmp
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("the configuration has no [snmp] section"))?;
-    let settings = match snmp.find(name) {
-        Some(Ok(s)) => s,
-        Some(Err(problems)) => anyhow::bail!(
-            "device `{name}` is not usable: {}",
-            problems
-                .iter()
-                .map(|(k, m)| format!("{k}: {m}"))
-                .collect::<Vec<_>>()
-                .join("; ")
-        ),
-        None => {
-            let known: Vec<&str> = snmp.device.iter().map(|d| d.name.as_str()).collect();
-            anyhow::bail!(
-                "no [[snmp.device]] is named `{name}` (devices: {})",
-                known.join(", ")
-            )
-        }
-    };
+    let settings = crate::sources::device_to_test(
+        "snmp.device",
+        name,
+        snmp.find(name),
+        snmp.device.iter().map(|d| d.name.as_str()),
+    )?;
     let secrets = Secrets::load(&settings.name, &settings.credentials)?;
     let transport = Transport::new(1);
     let mut session = Session::new(&settings, secrets, transport, 0);

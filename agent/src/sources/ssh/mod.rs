@@ -312,24 +312,12 @@ pub fn test_device(config: &Config, name: &str) -> anyhow::Result<TestOutcome> {
         .ssh
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("the configuration has no [ssh] section"))?;
-    let settings = match ssh.find(name) {
-        Some(Ok(s)) => s,
-        Some(Err(problems)) => anyhow::bail!(
-            "device `{name}` is not usable: {}",
-            problems
-                .iter()
-                .map(|(k, m)| format!("{k}: {m}"))
-                .collect::<Vec<_>>()
-                .join("; ")
-        ),
-        None => {
-            let known: Vec<&str> = ssh.device.iter().map(|d| d.name.as_str()).collect();
-            anyhow::bail!(
-                "no [[ssh.device]] is named `{name}` (devices: {})",
-                known.join(", ")
-            )
-        }
-    };
+    let settings = crate::sources::device_to_test(
+        "ssh.device",
+        name,
+        ssh.find(name),
+        ssh.device.iter().map(|d| d.name.as_str()),
+    )?;
     let (library, templates) = match &ssh.templates_dir {
         None => (None, Ok(None)),
         Some(dir) => match TemplateLibrary::open_for(dir, &[settings.platform.device_type]) {
