@@ -145,6 +145,33 @@ impl Emitter {
         checkpoints: &[CheckpointUpdate],
         shutdown: &Shutdown,
     ) -> Result<(), EmitError> {
+        self.append(source, chunk, checkpoints, Some(shutdown))
+            .map(|_appended| ())
+    }
+
+    /// Like [`Emitter::emit_blocking`], but never waits: when the buffer is full and
+    /// `when_full = "block"`, nothing is appended and it returns `Ok(false)` at once (the
+    /// caller counts the chunk's events as dropped). For sources that cannot make their
+    /// sender wait, such as UDP syslog. With `drop_oldest` it makes room like
+    /// `emit_blocking` and returns `Ok(true)`.
+    pub fn try_emit(
+        &self,
+        source: &str,
+        chunk: &Chunk,
+        checkpoints: &[CheckpointUpdate],
+    ) -> Result<bool, EmitError> {
+        self.append(source, chunk, checkpoints, None)
+    }
+
+    /// Appends, waiting for room while `shutdown` is given; without it, returns `Ok(false)`
+    /// instead of waiting.
+    fn append(
+        &self,
+        source: &str,
+        chunk: &Chunk,
+        checkpoints: &[CheckpointUpdate],
+        shutdown: Option<&Shutdown>,
+    ) -> Result<bool, EmitError> {
         let i = &self.inner;
         let need = chunk.len() as u64 + 12;
         if !chunk.is_empty() {
@@ -168,6 +195,9 @@ impl Emitter {
                         continue;
                     }
                 }
+                let Some(shutdown) = shutdown else {
+                    return Ok(false);
+                };
                 if shutdown.is_triggered() {
                     return Err(EmitError::ShuttingDown);
                 }
@@ -191,7 +221,7 @@ impl Emitter {
                 .inc_by(u64::from(chunk.events()));
             i.data.notify_one();
         }
-        Ok(())
+        Ok(true)
     }
 
     /// [`Emitter::emit_blocking`] for async sources (runs on the blocking pool).

@@ -6,6 +6,7 @@
 
 mod report;
 mod snmp;
+mod syslog;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ pub use snmp::{
     AuthProtocol, Credentials, DeviceSettings, PrivProtocol, SecurityLevel, SnmpConfig, SnmpDevice,
     SnmpProfile, SnmpVersion, UsmSettings,
 };
+pub use syslog::{SyslogConfig, SyslogTimezone, SyslogTlsConfig};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -42,6 +44,8 @@ pub struct Config {
     pub ping: Vec<PingConfig>,
     /// `[snmp]`: SNMP devices to poll (`[snmp.profile.NAME]`, `[[snmp.device]]`); absent = off.
     pub snmp: Option<SnmpConfig>,
+    /// `[syslog]`: the syslog receiver (UDP, TCP, TLS, Unix socket); absent = off.
+    pub syslog: Option<SyslogConfig>,
     /// `[self_metrics]`: the agent's own Prometheus endpoint.
     #[serde(default)]
     pub self_metrics: SelfMetricsConfig,
@@ -625,6 +629,9 @@ pub(crate) fn check(config: &Config) -> Vec<(String, String)> {
     }
     if let Some(s) = &config.snmp {
         snmp::check(s, &mut errs);
+    }
+    if let Some(s) = &config.syslog {
+        syslog::check(s, &mut errs);
     }
     errs
 }

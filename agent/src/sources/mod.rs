@@ -8,6 +8,7 @@ pub mod host;
 pub mod metric;
 pub mod ping;
 pub mod snmp;
+pub mod syslog;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -91,6 +92,11 @@ pub fn start_all(
             emitter.clone(),
             shutdown.clone(),
         )));
+    }
+    if let Some(cfg) = &config.syslog {
+        let started = syslog::start(cfg, emitter, shutdown)?;
+        running.threads.extend(started.threads);
+        running.tasks.extend(started.tasks);
     }
     Ok(running)
 }

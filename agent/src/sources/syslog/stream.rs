@@ -1,0 +1,262 @@
+//! TCP and TLS: the accept loop (at most `max_connections` open, TCP and TLS together) and
+//! one task per connection that reads, cuts frames ([`Framer`]), parses and emits.
+//!
+//! Back-pressure: a connection emits what one read brought before it reads again, and
+//! `emit` waits while the buffer is full (`when_full = "block"`), so the connection stops
+//! reading, the kernel's receive window fills and the sender is slowed down: nothing is
+//! dropped. A connection that sends nothing for `idle_timeout` is closed.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use logops_common::timestamp::Timestamp;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+use super::batch::{Batch, TransportCounters};
+use super::framing::Framer;
+use super::parse::{Origin, SOURCE};
+use super::Receiver;
+use crate::metrics::{TransportLabels, TransportReasonLabels};
+use crate::pipeline::{EmitError, Shutdown};
+
+/// Bytes asked of one read.
+const READ_SIZE: usize = 64 * 1024;
+/// Longest TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Refusals are logged at most this often per listener (all are counted).
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// One listener: TCP, or TCP with TLS.
+pub struct Listener {
+    /// `tcp` or `tls`.
+    pub transport: &'static str,
+    /// The bound socket.
+    pub socket: TcpListener,
+    /// The TLS acceptor (`tls` only).
+    pub tls: Option<TlsAcceptor>,
+    /// Shared by the TCP and TLS listeners: `max_connections` permits.
+    pub permits: Arc<Semaphore>,
+}
+
+/// A listener's metrics.
+struct ConnMetrics {
+    accepted: Counter,
+    open: Gauge,
+    refused_full: Counter,
+    refused_tls: Counter,
+    idle_closed: Counter,
+}
+
+impl ConnMetrics {
+    fn new(r: &Receiver, transport: &str) -> Self {
+        let m = r.emitter.metrics();
+        let t = TransportLabels {
+            transport: transport.to_owned(),
+        };
+        let refused = |reason: &str| {
+            m.syslog_connections_refused
+                .get_or_create(&TransportReasonLabels {
+                    transport: transport.to_owned(),
+                    reason: reason.to_owned(),
+                })
+                .clone()
+        };
+        ConnMetrics {
+            accepted: m.syslog_connections.get_or_create(&t).clone(),
+            open: m.syslog_connections_open.get_or_create(&t).clone(),
+            refused_full: refused("max_connections"),
+            refused_tls: refused("tls_handshake"),
+            idle_closed: m.syslog_connections_idle_closed.get_or_create(&t).clone(),
+        }
+    }
+}
+
+/// Accepts connections until shutdown, then waits for them to finish.
+pub async fn serve(l: Listener, r: Arc<Receiver>, mut shutdown: Shutdown) {
+    let metrics = Arc::new(ConnMetrics::new(&r, l.transport));
+    let counters = TransportCounters::new(r.emitter.metrics(), l.transport);
+    let mut conns = JoinSet::new();
+    let mut last_warn: Option<Instant> = None;
+    let warn_now = |last: &mut Option<Instant>| {
+        let now = Instant::now();
+        let due = last.is_none_or(|t| now - t >= WARN_EVERY);
+        if due {
+            *last = Some(now);
+        }
+        due
+    };
+    loop {
+        tokio::select! {
+            accepted = l.socket.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let Ok(permit) = l.permits.clone().try_acquire_owned() else {
+                        metrics.refused_full.inc();
+                        if warn_now(&mut last_warn) {
+                            tracing::warn!(transport = l.transport, %peer, max_connections = r.config.max_connections,
+                                "syslog: too many connections: closed this one (raise syslog.max_connections)");
+                        }
+                        continue;
+                    };
+                    conns.spawn(connection(
+                        stream,
+                        peer,
+                        permit,
+                        l.transport,
+                        l.tls.clone(),
+                        r.clone(),
+                        counters.clone(),
+                        metrics.clone(),
+                        shutdown.clone(),
+                    ));
+                }
+                Err(e) => {
+                    // Out of descriptors and the like: wait a little, keep serving.
+                    tracing::warn!(transport = l.transport, error = %e, "syslog: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            _ = shutdown.wait() => break,
+        }
+    }
+    while conns.join_next().await.is_some() {}
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    _permit: OwnedSemaphorePermit,
+    transport: &'static str,
+    tls: Option<TlsAcceptor>,
+    r: Arc<Receiver>,
+    counters: TransportCounters,
+    metrics: Arc<ConnMetrics>,
+    shutdown: Shutdown,
+) {
+    metrics.accepted.inc();
+    metrics.open.inc();
+    let batch = r.batch(counters);
+    match tls {
+        None => read_loop(stream, peer, transport, batch, &r, &metrics, shutdown).await,
+        Some(acceptor) => {
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(s)) => read_loop(s, peer, transport, batch, &r, &metrics, shutdown).await,
+                Ok(Err(e)) => {
+                    metrics.refused_tls.inc();
+                    tracing::warn!(%peer, error = %e, "syslog: TLS handshake failed: connection closed");
+                }
+                Err(_) => {
+                    metrics.refused_tls.inc();
+                    tracing::warn!(%peer, "syslog: TLS handshake timed out: connection closed");
+                }
+            }
+        }
+    }
+    metrics.open.dec();
+}
+
+/// Why a connection's read loop ended.
+#[derive(Debug, PartialEq, Eq)]
+enum End {
+    Eof,
+    Idle,
+    Shutdown,
+}
+
+async fn read_loop<S: AsyncRead + Unpin>(
+    mut stream: S,
+    peer: SocketAddr,
+    transport: &'static str,
+    mut batch: Batch,
+    r: &Receiver,
+    metrics: &ConnMetrics,
+    mut shutdown: Shutdown,
+) {
+    let peer_text = peer.to_string();
+    let mut framer = Framer::new(r.max_message_size());
+    let idle = r.config.idle_timeout.get();
+    tracing::debug!(transport, %peer, "syslog: connection opened");
+    let end = loop {
+        let read = tokio::select! {
+            read = tokio::time::timeout(idle, stream.read_buf(framer.read_buffer(READ_SIZE))) => read,
+            _ = shutdown.wait() => break End::Shutdown,
+        };
+        let eof = match read {
+            Err(_) => break End::Idle,
+            Ok(Ok(0)) => true,
+            Ok(Ok(_)) => false,
+            Ok(Err(e)) => {
+                // A reset, or a TLS peer that closed without close_notify: the end.
+                tracing::debug!(transport, %peer, error = %e, "syslog: connection read failed");
+                true
+            }
+        };
+        let origin = Origin {
+            transport,
+            peer: &peer_text,
+            received: Timestamp::now(),
+        };
+        if eof {
+            while let Some(f) = framer.finish() {
+                batch.push(f.bytes, f.truncated, &origin);
+            }
+        } else {
+            while let Some(f) = framer.next_frame() {
+                batch.push(f.bytes, f.truncated, &origin);
+            }
+        }
+        if !emit(&mut batch, r, &shutdown).await {
+            break End::Shutdown;
+        }
+        if eof {
+            break End::Eof;
+        }
+    };
+    if end != End::Eof {
+        // What arrived of an unfinished message is kept.
+        let origin = Origin {
+            transport,
+            peer: &peer_text,
+            received: Timestamp::now(),
+        };
+        while let Some(f) = framer.finish() {
+            batch.push(f.bytes, f.truncated, &origin);
+        }
+        emit(&mut batch, r, &shutdown).await;
+    }
+    if end == End::Idle {
+        metrics.idle_closed.inc();
+        tracing::debug!(transport, %peer, "syslog: connection idle for syslog.idle_timeout: closed");
+    } else {
+        tracing::debug!(transport, %peer, ?end, "syslog: connection closed");
+    }
+}
+
+/// Emits the batch, waiting while the buffer is full; false when the agent is stopping.
+async fn emit(batch: &mut Batch, r: &Receiver, shutdown: &Shutdown) -> bool {
+    if batch.is_empty() {
+        return true;
+    }
+    let chunk = batch.take();
+    let events = chunk.events();
+    match r.emitter.emit(SOURCE, chunk, vec![], shutdown).await {
+        Ok(()) => true,
+        Err(EmitError::ShuttingDown) => {
+            batch.dropped_at_shutdown(events);
+            false
+        }
+        Err(EmitError::Buffer(e)) => {
+            batch.dropped_full(events);
+            tracing::error!(error = %e, "syslog: the buffer failed: these messages are lost");
+            true
+        }
+    }
+}
