@@ -33,6 +33,7 @@ pub mod pool;
 pub mod process;
 pub mod snmpd;
 pub mod storm;
+pub mod syslog;
 
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -216,7 +216,12 @@ fn rfc3164<'t>(
         ),
     };
     match parsed {
-        Ok(m) if m.timestamp.is_some() => {
+        Ok(mut m) if m.timestamp.is_some() => {
+            // `<13>Dec  5 22:00:00 app: text` (syslog(3) through /dev/log sends no
+            // HOSTNAME): the one field before the colon is the tag, not a host.
+            if m.appname.is_none() && m.hostname.is_some_and(|h| followed_by_colon(text, h)) {
+                m.appname = m.hostname.take();
+            }
             *ts = m.timestamp.as_ref().map(nanos);
             fields(&m, a);
             m.msg
@@ -226,6 +231,13 @@ fn rfc3164<'t>(
             rest.trim_start_matches(' ')
         }
     }
+}
+
+/// Whether `field`, a slice of `text`, is directly followed by `:` there.
+fn followed_by_colon(text: &str, field: &str) -> bool {
+    let start = (field.as_ptr() as usize).wrapping_sub(text.as_ptr() as usize);
+    text.get(start + field.len()..)
+        .is_some_and(|rest| rest.starts_with(':'))
 }
 
 /// A Cisco header (see [`dialect`]).

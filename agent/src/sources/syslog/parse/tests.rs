@@ -123,6 +123,19 @@ fn rfc3164_year_and_zone_are_inferred() {
 }
 
 #[test]
+fn rfc3164_from_a_local_socket_has_a_tag_and_no_hostname() {
+    let e = parse("<22>Dec  5 21:48:59 app-x: local message");
+    assert_eq!(e["attrs"]["app"], "app-x");
+    assert!(e["attrs"].get("device").is_none(), "{e}");
+    assert_eq!(e["body"], "local message");
+    let e = parse("<22>Dec  5 21:48:59 app-x[42]: local message");
+    assert_eq!(
+        (e["attrs"]["app"].as_str(), e["attrs"]["procid"].as_str()),
+        (Some("app-x"), Some("42"))
+    );
+}
+
+#[test]
 fn rfc3164_without_a_stamp_gets_the_receive_time() {
     let e = parse("<14>just a message");
     assert_eq!(e["ts"], received());
