@@ -14,6 +14,17 @@
 #                              collector's peer: v2c community and v3 users) and the snmp-bench
 #   snmp                       the same tests: net-snmp's snmpget/snmpbulkwalk give the reference values
 #   python3-venv               the venv below
+#   rsyslog                    tests/tests/syslog.rs (rsyslogd forwarding to the agent, octet-counted TCP
+#                              and UDP) and tests/src/bin/syslog-bench.rs (the receiver measured beside ours)
+#   bsdutils                   tests/tests/syslog.rs (util-linux `logger`: RFC 3164/5424 over UDP, TCP,
+#                              octet counting, the Unix socket; rsyslog's input)
+#   socat                      tests/tests/syslog.rs (the TLS sender, with and without client certificates)
+#   libivykis0 libnet1 libwrap0 libglib2.0-0 libjson-c5 libpcre3 libcap2 libssl3 libsystemd0
+#                              the libraries of syslog-ng's loggen (below)
+#
+# syslog-ng-core conflicts with rsyslog in dpkg, so its .deb is fetched with `apt-get
+# download` and unpacked into $SYSLOG_NG (not installed): its `loggen` is the load generator of
+# tests/src/bin/syslog-bench.rs.
 #
 # Python packages, in a venv of Debian's python3 at $NTC_VENV (the tests look there):
 #   ntc-templates==9.2.0  textfsm/tests/ntc_corpus.rs, agent/tests/textfsm_cli.rs and
@@ -31,7 +42,20 @@ PACKAGES=(
     snmpd
     snmp
     python3-venv
+    rsyslog
+    bsdutils
+    socat
+    libivykis0
+    libnet1
+    libwrap0
+    libglib2.0-0
+    libjson-c5
+    libpcre3
+    libcap2
+    libssl3
+    libsystemd0
 )
+SYSLOG_NG=/opt/logops-tests/syslog-ng
 NTC_VENV=/opt/logops-tests/ntc-venv
 PIP_PACKAGES=(ntc-templates==9.2.0 textfsm==2.1.0)
 
@@ -74,4 +98,16 @@ else
     mkdir -p "$(dirname "$NTC_VENV")"
     /usr/bin/python3 -m venv "$NTC_VENV"
     "$NTC_VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PIP_PACKAGES[@]}"
+fi
+
+# syslog-ng's loggen, unpacked (see the top).
+if [ -x "$SYSLOG_NG/usr/bin/loggen" ]; then
+    echo "install-peers: $SYSLOG_NG has loggen"
+else
+    echo "install-peers: unpacking syslog-ng-core into $SYSLOG_NG (for loggen)"
+    mkdir -p "$SYSLOG_NG"
+    tmp="$(mktemp -d)"
+    (cd "$tmp" && apt-get -o Acquire::Retries=3 download syslog-ng-core >/dev/null \
+        && dpkg-deb -x syslog-ng-core_*.deb "$SYSLOG_NG")
+    rm -rf "$tmp"
 fi
