@@ -276,3 +276,57 @@ impl Emitter {
         self.inner.data.notified().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buffer::BufferOptions;
+    use logops_common::event::{Event, Payload};
+    use logops_common::timestamp::Timestamp;
+    use std::borrow::Cow;
+
+    fn chunk(n: usize) -> Chunk {
+        let mut c = Chunk::new();
+        for i in 0..n {
+            c.push(&Event {
+                ts: Timestamp::now(),
+                host: Cow::Borrowed("h"),
+                source: Cow::Borrowed("syslog"),
+                labels: Default::default(),
+                attrs: None,
+                payload: Payload::Log {
+                    severity: None,
+                    body: Cow::Owned(format!("{i} {}", "x".repeat(100))),
+                },
+            });
+        }
+        c
+    }
+
+    #[test]
+    fn try_emit_never_waits_and_says_when_nothing_was_appended() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = BufferOptions {
+            cache_bytes: 1 << 20,
+            flush_interval: Duration::from_millis(100),
+            zstd_level: 1,
+        };
+        let buffer = Buffer::open(dir.path(), &opts).unwrap();
+        let metrics = Arc::new(AgentMetrics::new());
+        let emitter = Emitter::new(
+            buffer.clone(),
+            4096,
+            WhenFull::Block,
+            metrics,
+            Arc::from("h"),
+            BTreeMap::new(),
+        );
+        assert!(emitter.try_emit("syslog", &chunk(1), &[]).unwrap());
+        let before = buffer.stats().unwrap().queued_events;
+        // Far bigger than the room left: refused at once, nothing appended.
+        let started = std::time::Instant::now();
+        assert!(!emitter.try_emit("syslog", &chunk(1000), &[]).unwrap());
+        assert!(started.elapsed() < Duration::from_millis(150));
+        assert_eq!(buffer.stats().unwrap().queued_events, before);
+    }
+}

@@ -156,8 +156,8 @@ fn loggen(s: &Stream, port: u16) -> anyhow::Result<u64> {
         .arg("127.0.0.1")
         .arg(port.to_string());
     let out = cmd.output().context("running loggen")?;
-    let text = String::from_utf8_lossy(&out.stderr).into_owned()
-        + &String::from_utf8_lossy(&out.stdout);
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     anyhow::ensure!(out.status.success(), "loggen failed: {text}");
     // "average rate = 70921.67 msg/sec, count=1000000, time=14.100, ..."
     let count = text

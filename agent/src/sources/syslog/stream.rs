@@ -52,6 +52,18 @@ struct ConnMetrics {
     refused_full: Counter,
     refused_tls: Counter,
     idle_closed: Counter,
+    /// When a failed handshake was last logged (a scanner must not flood the log).
+    last_tls_warn: std::sync::Mutex<Option<Instant>>,
+}
+
+/// Whether a warning last given at `*last` may be given again now (and notes it).
+fn warn_due(last: &mut Option<Instant>) -> bool {
+    let now = Instant::now();
+    let due = last.is_none_or(|t| now - t >= WARN_EVERY);
+    if due {
+        *last = Some(now);
+    }
+    due
 }
 
 impl ConnMetrics {
@@ -74,6 +86,7 @@ impl ConnMetrics {
             refused_full: refused("max_connections"),
             refused_tls: refused("tls_handshake"),
             idle_closed: m.syslog_connections_idle_closed.get_or_create(&t).clone(),
+            last_tls_warn: std::sync::Mutex::new(None),
         }
     }
 }
@@ -84,21 +97,13 @@ pub async fn serve(l: Listener, r: Arc<Receiver>, mut shutdown: Shutdown) {
     let counters = TransportCounters::new(r.emitter.metrics(), l.transport);
     let mut conns = JoinSet::new();
     let mut last_warn: Option<Instant> = None;
-    let warn_now = |last: &mut Option<Instant>| {
-        let now = Instant::now();
-        let due = last.is_none_or(|t| now - t >= WARN_EVERY);
-        if due {
-            *last = Some(now);
-        }
-        due
-    };
     loop {
         tokio::select! {
             accepted = l.socket.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let Ok(permit) = l.permits.clone().try_acquire_owned() else {
                         metrics.refused_full.inc();
-                        if warn_now(&mut last_warn) {
+                        if warn_due(&mut last_warn) {
                             tracing::warn!(transport = l.transport, %peer, max_connections = r.config.max_connections,
                                 "syslog: too many connections: closed this one (raise syslog.max_connections)");
                         }
@@ -149,18 +154,28 @@ async fn connection(
         Some(acceptor) => {
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(s)) => read_loop(s, peer, transport, batch, &r, &metrics, shutdown).await,
-                Ok(Err(e)) => {
-                    metrics.refused_tls.inc();
-                    tracing::warn!(%peer, error = %e, "syslog: TLS handshake failed: connection closed");
-                }
-                Err(_) => {
-                    metrics.refused_tls.inc();
-                    tracing::warn!(%peer, "syslog: TLS handshake timed out: connection closed");
-                }
+                Ok(Err(e)) => handshake_failed(&metrics, peer, &e.to_string()),
+                Err(_) => handshake_failed(&metrics, peer, "timed out"),
             }
         }
     }
     metrics.open.dec();
+}
+
+/// Counts a refused TLS handshake and logs it (at most every [`WARN_EVERY`], then at debug).
+fn handshake_failed(metrics: &ConnMetrics, peer: SocketAddr, error: &str) {
+    metrics.refused_tls.inc();
+    let due = warn_due(
+        &mut metrics
+            .last_tls_warn
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()),
+    );
+    if due {
+        tracing::warn!(%peer, error, "syslog: TLS handshake failed: connection closed (counted in logops_agent_syslog_connections_refused_total)");
+    } else {
+        tracing::debug!(%peer, error, "syslog: TLS handshake failed: connection closed");
+    }
 }
 
 /// Why a connection's read loop ended.
