@@ -4,7 +4,8 @@
 //!
 //! - [`framing`]: a TCP/TLS byte stream cut into messages, with the size limit.
 //! - [`dialect`]: the PRI, and the Cisco headers syslog_loose cannot read.
-//! - [`parse`]: one message into one event (syslog_loose for RFC 3164 and 5424).
+//! - [`parse`]: one message into one event (syslog_loose for RFC 3164 and 5424);
+//!   [`line`] writes its NDJSON line.
 //! - [`udp`], [`unix`], [`datagram`]: datagram sockets, each read by a thread of its own;
 //!   a full buffer drops (and counts) datagrams, since their senders cannot wait.
 //! - [`stream`], [`tls`]: TCP and TLS connections, one task each; a full buffer stops the
@@ -18,6 +19,7 @@ pub mod batch;
 pub mod datagram;
 pub mod dialect;
 pub mod framing;
+pub mod line;
 pub mod parse;
 pub mod stream;
 pub mod tls;

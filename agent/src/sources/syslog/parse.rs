@@ -16,12 +16,12 @@
 use std::borrow::Cow;
 
 use chrono::{DateTime, Datelike, FixedOffset, Local, NaiveDate, NaiveDateTime, TimeZone, Utc};
-use logops_common::event::{Attrs, Event, Labels, Payload, Severity};
+use logops_common::event::{Labels, Severity};
 use logops_common::timestamp::Timestamp;
-use serde_json::value::RawValue;
 use syslog_loose::{Message, ProcId, Variant};
 
 use super::dialect::{self, ClockMark, FACILITIES};
+use super::line;
 use crate::chunk::Chunk;
 use crate::config::SyslogTimezone;
 
@@ -52,8 +52,8 @@ pub struct Outcome {
 #[derive(Debug)]
 pub struct Parser {
     tz: SyslogTimezone,
-    host: String,
-    labels: Labels<'static>,
+    /// `kind`, `host`, `source` and `labels` of every line, written once.
+    constant: Vec<u8>,
     attrs: Vec<u8>,
 }
 
@@ -63,8 +63,7 @@ impl Parser {
     pub fn new(tz: SyslogTimezone, host: &str, labels: Labels<'static>) -> Self {
         Parser {
             tz,
-            host: host.to_owned(),
-            labels,
+            constant: line::constant_part(host, SOURCE, &labels),
             attrs: Vec::with_capacity(512),
         }
     }
@@ -138,24 +137,9 @@ impl Parser {
             a.str("parse_error", e);
         }
         a.end();
-        let attrs_text = std::str::from_utf8(&self.attrs).expect("attrs are written as UTF-8");
-        let raw_attrs: &RawValue = serde_json::from_str(attrs_text).expect("attrs are valid JSON");
-        let event = Event {
-            ts: ts.map_or(origin.received, Timestamp::from_nanos),
-            host: Cow::Borrowed(&self.host),
-            source: Cow::Borrowed(SOURCE),
-            labels: self
-                .labels
-                .iter()
-                .map(|(k, v)| (Cow::Borrowed(k.as_ref()), Cow::Borrowed(v.as_ref())))
-                .collect(),
-            attrs: Attrs::from_raw(raw_attrs).ok(),
-            payload: Payload::Log {
-                severity,
-                body: Cow::Borrowed(body),
-            },
-        };
-        chunk.push(&event);
+        let ts = ts.map_or(origin.received, Timestamp::from_nanos);
+        let (constant, attrs) = (&self.constant, &self.attrs);
+        chunk.push_line(|out| line::write(out, ts, constant, attrs, severity, body));
         Outcome {
             parse_error: parse_error.is_some(),
             invalid_utf8,
@@ -391,13 +375,13 @@ impl<'b> Obj<'b> {
             self.out.push(b',');
         }
         self.first = false;
-        serde_json::to_writer(&mut *self.out, k).expect("writing to a Vec cannot fail");
+        line::string(self.out, k);
         self.out.push(b':');
     }
 
     fn str(&mut self, k: &str, v: &str) {
         self.key(k);
-        serde_json::to_writer(&mut *self.out, v).expect("writing to a Vec cannot fail");
+        line::string(self.out, v);
     }
 
     fn num(&mut self, k: &str, v: u64) {

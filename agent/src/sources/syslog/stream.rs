@@ -204,29 +204,24 @@ async fn read_loop<S: AsyncRead + Unpin>(
             read = tokio::time::timeout(idle, stream.read_buf(framer.read_buffer(READ_SIZE))) => read,
             _ = shutdown.wait() => break End::Shutdown,
         };
-        let eof = match read {
+        let mut eof = match read {
             Err(_) => break End::Idle,
-            Ok(Ok(0)) => true,
-            Ok(Ok(_)) => false,
-            Ok(Err(e)) => {
-                // A reset, or a TLS peer that closed without close_notify: the end.
-                tracing::debug!(transport, %peer, error = %e, "syslog: connection read failed");
-                true
-            }
+            Ok(result) => ended(result, transport, peer),
         };
         let origin = Origin {
             transport,
             peer: &peer_text,
             received: Timestamp::now(),
         };
-        if eof {
-            while let Some(f) = framer.finish() {
-                batch.push(f.bytes, f.truncated, &origin);
+        cut(&mut framer, &mut batch, eof, &origin);
+        // Under load more is already waiting: it goes into the same chunk (fewer, larger
+        // appends), as long as the chunk has room.
+        while !eof && !batch.is_full() {
+            match poll_once(stream.read_buf(framer.read_buffer(READ_SIZE))) {
+                None => break,
+                Some(result) => eof = ended(result, transport, peer),
             }
-        } else {
-            while let Some(f) = framer.next_frame() {
-                batch.push(f.bytes, f.truncated, &origin);
-            }
+            cut(&mut framer, &mut batch, eof, &origin);
         }
         if !emit(&mut batch, r, &shutdown).await {
             break End::Shutdown;
@@ -242,9 +237,7 @@ async fn read_loop<S: AsyncRead + Unpin>(
             peer: &peer_text,
             received: Timestamp::now(),
         };
-        while let Some(f) = framer.finish() {
-            batch.push(f.bytes, f.truncated, &origin);
-        }
+        cut(&mut framer, &mut batch, true, &origin);
         emit(&mut batch, r, &shutdown).await;
     }
     if end == End::Idle {
@@ -252,6 +245,42 @@ async fn read_loop<S: AsyncRead + Unpin>(
         tracing::debug!(transport, %peer, "syslog: connection idle for syslog.idle_timeout: closed");
     } else {
         tracing::debug!(transport, %peer, ?end, "syslog: connection closed");
+    }
+}
+
+/// Whether a read ended the stream (0 bytes, or an error: a reset, or a TLS peer that
+/// closed without close_notify).
+fn ended(result: std::io::Result<usize>, transport: &str, peer: SocketAddr) -> bool {
+    match result {
+        Ok(n) => n == 0,
+        Err(e) => {
+            tracing::debug!(transport, %peer, error = %e, "syslog: connection read failed");
+            true
+        }
+    }
+}
+
+/// Cuts what the framer holds into messages of the batch (all of it at the end).
+fn cut(framer: &mut Framer, batch: &mut Batch, eof: bool, origin: &Origin<'_>) {
+    if eof {
+        while let Some(f) = framer.finish() {
+            batch.push(f.bytes, f.truncated, origin);
+        }
+    } else {
+        while let Some(f) = framer.next_frame() {
+            batch.push(f.bytes, f.truncated, origin);
+        }
+    }
+}
+
+/// Polls a future once: its output if it is ready now, `None` if it would wait (a read
+/// future may be dropped then: nothing was read).
+fn poll_once<F: std::future::Future>(f: F) -> Option<F::Output> {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => Some(v),
+        std::task::Poll::Pending => None,
     }
 }
 

@@ -19,8 +19,12 @@ fn parse_with(tz: SyslogTimezone, raw: &[u8], truncated: bool) -> (Value, Outcom
     );
     assert_eq!(chunk.events(), 1);
     let line = std::str::from_utf8(chunk.data()).unwrap().trim_end();
-    // Whatever came in, the event is valid on the wire.
-    logops_common::parse_line(line, 1).unwrap_or_else(|e| panic!("{line}: {e}"));
+    // Whatever came in, the event is valid on the wire, and its line is exactly what
+    // Event::write_line writes for it.
+    let event = logops_common::parse_line(line, 1).unwrap_or_else(|e| panic!("{line}: {e}"));
+    let mut again = Vec::new();
+    event.write_line(&mut again);
+    assert_eq!(std::str::from_utf8(&again).unwrap().trim_end(), line);
     (serde_json::from_str(line).unwrap(), o)
 }
 
@@ -239,7 +243,18 @@ fn labels_and_host_are_the_agents() {
         peer: "",
         received: Timestamp::from_nanos(NOW),
     };
-    p.push(&mut chunk, b"<13>1 - other-host a - - - x", false, &origin);
+    p.push(
+        &mut chunk,
+        b"<13>1 - other-host a - - - x \"q\" \\ \t",
+        false,
+        &origin,
+    );
+    let line = std::str::from_utf8(chunk.data()).unwrap().trim_end();
+    let mut again = Vec::new();
+    logops_common::parse_line(line, 1)
+        .unwrap()
+        .write_line(&mut again);
+    assert_eq!(std::str::from_utf8(&again).unwrap().trim_end(), line);
     let e: Value = serde_json::from_slice(chunk.data().strip_suffix(b"\n").unwrap()).unwrap();
     assert_eq!(e["host"], "web-01");
     assert_eq!(e["labels"]["env"], "prod");
