@@ -694,7 +694,8 @@ fn a_full_buffer_stops_tcp_senders_and_counts_udp_drops_and_nothing_is_lost() {
     // Datagrams meanwhile are dropped and counted (those that fit in what room is left
     // are kept).
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    const D: usize = 2_000;
+    // More than the room a blocked TCP chunk (up to 512 KiB) can leave.
+    const D: usize = 6_000;
     for i in 0..D {
         let m = format!(
             "<13>1 - bp app - - - dgram {run} {i:04} {}",

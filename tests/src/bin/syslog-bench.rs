@@ -170,12 +170,13 @@ fn loggen(s: &Stream, port: u16) -> anyhow::Result<u64> {
 }
 
 /// Polls `stored` until it reaches `want` or stops moving for 3 s (after the sender ended);
-/// returns the count and when it last moved.
-fn settle(want: u64, mut stored: impl FnMut() -> u64) -> (u64, Instant) {
-    let mut last = (stored(), Instant::now());
+/// returns the count and when it last moved. A poll that fails (`None`: a loaded machine
+/// answering late) is skipped.
+fn settle(want: u64, mut stored: impl FnMut() -> Option<u64>) -> (u64, Instant) {
+    let mut last = (stored().unwrap_or(0), Instant::now());
     loop {
         std::thread::sleep(Duration::from_millis(100));
-        let n = stored();
+        let Some(n) = stored() else { continue };
         if n != last.0 {
             last = (n, Instant::now());
         }
@@ -208,7 +209,7 @@ fn run_agent(bin: &Path, s: &Stream) -> anyhow::Result<Figures> {
     let stored = || {
         agent
             .metric("logops_agent_events_total", &[("source", "syslog")])
-            .unwrap_or(0.0) as u64
+            .map(|v| v as u64)
     };
     let cpu0 = cpu_seconds(pid).unwrap_or(0.0);
     let t0 = Instant::now();
@@ -313,7 +314,7 @@ fn run_rsyslog(s: &Stream) -> anyhow::Result<Figures> {
     let t0 = Instant::now();
     let sent = loggen(s, port)?;
     // Wait on the file's size (cheap), then count its lines once.
-    let (_, at) = settle(u64::MAX, || r.size());
+    let (_, at) = settle(u64::MAX, || Some(r.size()));
     let stored = r.lines();
     let cpu = cpu_seconds(pid).unwrap_or(0.0) - cpu0;
     Ok(Figures {

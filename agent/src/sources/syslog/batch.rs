@@ -93,6 +93,11 @@ impl Batch {
         self.chunk.is_empty()
     }
 
+    /// Its size in bytes.
+    pub fn len(&self) -> usize {
+        self.chunk.len()
+    }
+
     /// Whether it should be emitted now.
     pub fn is_full(&self) -> bool {
         self.chunk.events() >= CHUNK_EVENTS || self.chunk.len() >= CHUNK_BYTES

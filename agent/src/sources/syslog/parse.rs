@@ -94,12 +94,12 @@ impl Parser {
                 } else {
                     e.to_string()
                 });
-                a.str("format", "raw");
+                a.plain("format", "raw");
                 body = text;
             }
             Ok((pri, rest)) => {
                 severity = Severity::from_syslog(pri & 7);
-                a.str("facility", FACILITIES[usize::from(pri >> 3)]);
+                a.plain("facility", FACILITIES[usize::from(pri >> 3)]);
                 let decoded = if rest.starts_with("1 ") {
                     rfc5424(text, &mut a, &mut ts)
                 } else if let Some(c) = dialect::cisco(rest) {
@@ -123,7 +123,7 @@ impl Parser {
                 }
             }
         }
-        a.str("transport", origin.transport);
+        a.plain("transport", origin.transport);
         if !origin.peer.is_empty() {
             a.str("peer", origin.peer);
         }
@@ -165,7 +165,7 @@ fn rfc5424<'t>(text: &'t str, a: &mut Obj<'_>, ts: &mut Option<i128>) -> Result<
         "RFC 5424 header does not parse (expected <PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID STRUCTURED-DATA MSG)"
             .to_owned()
     })?;
-    a.str("format", "rfc5424");
+    a.plain("format", "rfc5424");
     *ts = m.timestamp.as_ref().map(nanos);
     fields(&m, a);
     Ok(m.msg.strip_prefix('\u{feff}').unwrap_or(m.msg))
@@ -181,7 +181,7 @@ fn rfc3164<'t>(
     a: &mut Obj<'_>,
     ts: &mut Option<i128>,
 ) -> &'t str {
-    a.str("format", "rfc3164");
+    a.plain("format", "rfc3164");
     let today = today(tz, received);
     let year =
         move |(month, day, _, _, _): syslog_loose::IncompleteDate| infer_year(month, day, today);
@@ -232,7 +232,7 @@ fn cisco<'t>(
     a: &mut Obj<'_>,
     ts: &mut Option<i128>,
 ) -> &'t str {
-    a.str("format", "cisco");
+    a.plain("format", "cisco");
     if let Some(o) = c.origin {
         a.str("device", o);
     }
@@ -244,8 +244,8 @@ fn cisco<'t>(
     }
     match c.mark {
         ClockMark::Synced => {}
-        ClockMark::NotSet => a.str("clock", "not_set"),
-        ClockMark::NtpLost => a.str("clock", "ntp_lost"),
+        ClockMark::NotSet => a.plain("clock", "not_set"),
+        ClockMark::NtpLost => a.plain("clock", "ntp_lost"),
     }
     if let Some(s) = &c.stamp {
         a.str("device_time", s.text);
@@ -283,7 +283,14 @@ fn fields(m: &Message<&str>, a: &mut Obj<'_>) {
         a.str("app", app);
     }
     match &m.procid {
-        Some(ProcId::PID(p)) => a.str("procid", &p.to_string()),
+        Some(ProcId::PID(p)) => {
+            // Without an allocation per message.
+            let mut buf = [0u8; 12];
+            let mut w = &mut buf[..];
+            let _ = std::io::Write::write_fmt(&mut w, format_args!("{p}"));
+            let n = 12 - w.len();
+            a.str("procid", std::str::from_utf8(&buf[..n]).unwrap_or_default());
+        }
         Some(ProcId::Name(n)) => a.str("procid", n),
         None => {}
     }
@@ -298,10 +305,11 @@ fn fields(m: &Message<&str>, a: &mut Obj<'_>) {
             if m.structured_data[..i].iter().any(|p| p.id == e.id) {
                 continue;
             }
-            a.key(e.id);
+            a.any_key(e.id);
             a.open();
             for (k, v) in e.params() {
-                a.str(k, &v);
+                a.any_key(k);
+                line::string(a.out, &v);
             }
             a.end();
         }
@@ -370,7 +378,20 @@ impl<'b> Obj<'b> {
         Obj { out, first: true }
     }
 
-    fn key(&mut self, k: &str) {
+    /// A key of ours: plain ASCII, written as it is.
+    fn key(&mut self, k: &'static str) {
+        debug_assert!(k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.out.push(b'"');
+        self.out.extend_from_slice(k.as_bytes());
+        self.out.extend_from_slice(b"\":");
+    }
+
+    /// A key from the message (an SD-ID, a parameter name): escaped.
+    fn any_key(&mut self, k: &str) {
         if !self.first {
             self.out.push(b',');
         }
@@ -379,17 +400,27 @@ impl<'b> Obj<'b> {
         self.out.push(b':');
     }
 
-    fn str(&mut self, k: &str, v: &str) {
+    /// A value from the message: escaped.
+    fn str(&mut self, k: &'static str, v: &str) {
         self.key(k);
         line::string(self.out, v);
     }
 
-    fn num(&mut self, k: &str, v: u64) {
+    /// A value of ours (a name): plain ASCII, written as it is.
+    fn plain(&mut self, k: &'static str, v: &'static str) {
+        debug_assert!(v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+        self.key(k);
+        self.out.push(b'"');
+        self.out.extend_from_slice(v.as_bytes());
+        self.out.push(b'"');
+    }
+
+    fn num(&mut self, k: &'static str, v: u64) {
         self.key(k);
         self.out.extend_from_slice(v.to_string().as_bytes());
     }
 
-    fn bool(&mut self, k: &str) {
+    fn bool(&mut self, k: &'static str) {
         self.key(k);
         self.out.extend_from_slice(b"true");
     }
