@@ -11,15 +11,23 @@ use super::batch::Batch;
 use super::parse::{Origin, SOURCE};
 use crate::pipeline::{EmitError, Emitter, Shutdown};
 
-/// How long a receive waits before the loop looks at the shutdown signal and the batch.
+/// How long a wait for the first datagram lasts before the loop looks at the shutdown
+/// signal.
 const POLL: Duration = Duration::from_millis(50);
-/// A batch is emitted at the latest this long after its first message.
-const MAX_DELAY: Duration = Duration::from_millis(100);
+/// Once datagrams flow, the loop sleeps this long between two drains of the socket, so one
+/// wake-up reads many datagrams (the kernel's receive buffer holds them meanwhile) ...
+const LINGER: Duration = Duration::from_millis(5);
+/// ... and appends at the latest this long after the first one.
+const MAX_DELAY: Duration = Duration::from_millis(50);
+/// Lingering needs room in the kernel's buffer: below this `udp_recv_buffer` every datagram
+/// is read as soon as it comes.
+pub const LINGER_MIN_RECV_BUFFER: usize = 256 * 1024;
 
-/// A socket the loop reads.
-pub trait DatagramSocket {
-    /// Receives one datagram into `buf` (blocking at most [`POLL`]): its length and the
-    /// sender (written into `peer`, which is left as it is when the sender did not change).
+/// A socket the loop reads. It is non-blocking.
+pub trait DatagramSocket: std::os::fd::AsRawFd {
+    /// Receives one datagram into `buf` if one is waiting (`WouldBlock` if not): its length
+    /// and the sender (written into `peer`, which is left as it is when the sender did not
+    /// change).
     fn recv(&mut self, buf: &mut [u8], peer: &mut String) -> io::Result<usize>;
 
     /// Called about once a second: reports what the kernel dropped since the last call.
@@ -28,11 +36,24 @@ pub trait DatagramSocket {
     }
 }
 
-/// Receives until shutdown. `max` is `max_message_size`.
+/// Waits up to `timeout` for the socket to be readable.
+fn wait_readable(fd: &impl std::os::fd::AsRawFd, timeout: Duration) {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the duration of the call.
+    unsafe { libc::poll(&mut p, 1, timeout.as_millis() as libc::c_int) };
+}
+
+/// Receives until shutdown. `max` is `max_message_size`; `linger`: whether to sleep
+/// between drains (see [`LINGER_MIN_RECV_BUFFER`]).
 pub fn run(
     mut socket: impl DatagramSocket,
     transport: &'static str,
     max: usize,
+    linger: bool,
     mut batch: Batch,
     emitter: Emitter,
     shutdown: Shutdown,
@@ -40,77 +61,90 @@ pub fn run(
     // One byte more than the limit tells a datagram that was cut.
     let mut buf = vec![0u8; max.min(65_535) + 1];
     let mut peer = String::new();
-    let mut first_at: Option<Instant> = None;
     let mut next_drop_check = Instant::now();
     let mut warned_full = false;
-    loop {
-        let stop = shutdown.is_triggered();
-        let received = if stop {
-            None
-        } else {
-            match socket.recv(&mut buf, &mut peer) {
-                Ok(n) => Some(n),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
-                    ) =>
-                {
-                    None
-                }
-                Err(e) => {
-                    tracing::warn!(transport, error = %e, "syslog: receive failed");
-                    std::thread::sleep(POLL);
-                    None
+    let mut emit = |batch: &mut Batch| {
+        if batch.is_empty() {
+            return;
+        }
+        let chunk = batch.take();
+        match emitter.try_emit(SOURCE, &chunk, &[]) {
+            Ok(true) => warned_full = false,
+            Ok(false) => {
+                batch.dropped_full(chunk.events());
+                if !warned_full {
+                    tracing::warn!(
+                        transport,
+                        "syslog: the buffer is full: datagrams are dropped (counted in logops_agent_syslog_messages_dropped_total) until the shipper frees room"
+                    );
+                    warned_full = true;
                 }
             }
-        };
-        if let Some(n) = received {
-            let origin = Origin {
-                transport,
-                peer: &peer,
-                received: Timestamp::now(),
-            };
-            let truncated = n > max;
-            batch.push(&buf[..n.min(max)], truncated, &origin);
-            first_at.get_or_insert_with(Instant::now);
+            Err(EmitError::ShuttingDown) => batch.dropped_at_shutdown(chunk.events()),
+            Err(EmitError::Buffer(e)) => {
+                batch.dropped_full(chunk.events());
+                tracing::error!(transport, error = %e, "syslog: the buffer failed: these messages are lost");
+            }
         }
-        let now = Instant::now();
-        let due =
-            received.is_none() || batch.is_full() || first_at.is_some_and(|t| now - t >= MAX_DELAY);
-        if due && !batch.is_empty() {
-            first_at = None;
-            let chunk = batch.take();
-            match emitter.try_emit(SOURCE, &chunk, &[]) {
-                Ok(true) => warned_full = false,
-                Ok(false) => {
-                    batch.dropped_full(chunk.events());
-                    if !warned_full {
-                        tracing::warn!(
+    };
+    loop {
+        if shutdown.is_triggered() {
+            emit(&mut batch);
+            return;
+        }
+        wait_readable(&socket, POLL);
+        // Drain what is waiting; while it flows, sleep a little and drain again.
+        let started = Instant::now();
+        let mut slept = false;
+        loop {
+            let mut got = 0usize;
+            loop {
+                match socket.recv(&mut buf, &mut peer) {
+                    Ok(n) => {
+                        let origin = Origin {
                             transport,
-                            "syslog: the buffer is full: datagrams are dropped (counted in logops_agent_syslog_messages_dropped_total) until the shipper frees room"
-                        );
-                        warned_full = true;
+                            peer: &peer,
+                            received: Timestamp::now(),
+                        };
+                        batch.push(&buf[..n.min(max)], n > max, &origin);
+                        got += 1;
+                        if batch.is_full() {
+                            emit(&mut batch);
+                        }
+                    }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                        ) =>
+                    {
+                        break
+                    }
+                    Err(e) => {
+                        tracing::warn!(transport, error = %e, "syslog: receive failed");
+                        std::thread::sleep(POLL);
+                        break;
                     }
                 }
-                Err(EmitError::ShuttingDown) => batch.dropped_at_shutdown(chunk.events()),
-                Err(EmitError::Buffer(e)) => {
-                    batch.dropped_full(chunk.events());
-                    tracing::error!(transport, error = %e, "syslog: the buffer failed: these messages are lost");
-                }
             }
+            if !linger
+                || (slept && got == 0)
+                || started.elapsed() >= MAX_DELAY
+                || shutdown.is_triggered()
+            {
+                break;
+            }
+            std::thread::sleep(LINGER);
+            slept = true;
         }
+        emit(&mut batch);
+        let now = Instant::now();
         if now >= next_drop_check {
             next_drop_check = now + Duration::from_secs(1);
             let d = socket.kernel_drops();
             if d > 0 {
                 batch.dropped_kernel(d);
             }
-        }
-        if stop {
-            return;
         }
     }
 }

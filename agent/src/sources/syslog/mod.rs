@@ -95,6 +95,7 @@ pub fn start(cfg: &SyslogConfig, emitter: &Emitter, shutdown: &Shutdown) -> io::
     let mut started = Started::default();
     let max = r.max_message_size();
     let rcvbuf = cfg.udp_recv_buffer.as_usize();
+    let linger = rcvbuf >= datagram::LINGER_MIN_RECV_BUFFER;
     if let Some(addr) = cfg.udp {
         let socket =
             udp::Udp::bind(addr, rcvbuf).map_err(context(format!("syslog.udp: binding {addr}")))?;
@@ -103,7 +104,7 @@ pub fn start(cfg: &SyslogConfig, emitter: &Emitter, shutdown: &Shutdown) -> io::
         started.threads.push(
             std::thread::Builder::new()
                 .name("syslog-udp".into())
-                .spawn(move || datagram::run(socket, "udp", max, batch, e, s))?,
+                .spawn(move || datagram::run(socket, "udp", max, linger, batch, e, s))?,
         );
         tracing::info!(%addr, "syslog: receiving on UDP");
     }
@@ -115,7 +116,7 @@ pub fn start(cfg: &SyslogConfig, emitter: &Emitter, shutdown: &Shutdown) -> io::
         started.threads.push(
             std::thread::Builder::new()
                 .name("syslog-unix".into())
-                .spawn(move || datagram::run(socket, "unix", max, batch, e, s))?,
+                .spawn(move || datagram::run(socket, "unix", max, linger, batch, e, s))?,
         );
         tracing::info!(path = %path.display(), "syslog: receiving on a Unix datagram socket");
     }

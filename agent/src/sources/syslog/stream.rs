@@ -29,9 +29,9 @@ use crate::pipeline::{EmitError, Shutdown};
 /// Bytes asked of one read.
 const READ_SIZE: usize = 64 * 1024;
 /// After a read, how long a connection waits for more before appending ...
-const LINGER: Duration = Duration::from_millis(2);
+const LINGER: Duration = Duration::from_millis(5);
 /// ... and at most in all (a message waits no longer than this to be appended).
-const MAX_LINGER: Duration = Duration::from_millis(20);
+const MAX_LINGER: Duration = Duration::from_millis(50);
 /// Longest TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Refusals are logged at most this often per listener (all are counted).

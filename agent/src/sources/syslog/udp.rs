@@ -5,7 +5,6 @@
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -39,7 +38,7 @@ impl Udp {
         }
         set_recv_buffer(&s, recv_buffer);
         s.bind(&addr.into())?;
-        s.set_read_timeout(Some(Duration::from_millis(50)))?;
+        s.set_nonblocking(true)?;
         let socket: UdpSocket = s.into();
         let inode = inode(&socket)?;
         Ok(Udp {
@@ -54,6 +53,12 @@ impl Udp {
     /// The bound address (the port, when 0 was asked).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.socket.local_addr()
+    }
+}
+
+impl AsRawFd for Udp {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.socket.as_raw_fd()
     }
 }
 

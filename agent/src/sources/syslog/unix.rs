@@ -6,7 +6,6 @@ use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use socket2::SockRef;
 
@@ -35,11 +34,17 @@ impl Unix {
         let socket = UnixDatagram::bind(path)?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
         set_recv_buffer(&SockRef::from(&socket), recv_buffer);
-        socket.set_read_timeout(Some(Duration::from_millis(50)))?;
+        socket.set_nonblocking(true)?;
         Ok(Unix {
             socket,
             path: path.to_owned(),
         })
+    }
+}
+
+impl std::os::fd::AsRawFd for Unix {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.socket.as_raw_fd()
     }
 }
 
