@@ -51,6 +51,18 @@ impl TransportCounters {
     }
 }
 
+impl TransportCounters {
+    /// Counts messages lost because the buffer was full (or failed).
+    pub fn dropped_full(&self, events: u32) {
+        self.dropped_full.inc_by(u64::from(events));
+    }
+
+    /// Counts messages lost because the agent stopped before they could be appended.
+    pub fn dropped_at_shutdown(&self, events: u32) {
+        self.dropped_shutdown.inc_by(u64::from(events));
+    }
+}
+
 /// Counts of one batch, added to the counters when it is done with.
 #[derive(Debug, Clone, Copy, Default)]
 struct Tally {
@@ -118,9 +130,14 @@ impl Batch {
         )
     }
 
+    /// The transport's counters.
+    pub fn counters(&self) -> &TransportCounters {
+        &self.counters
+    }
+
     /// Counts a taken chunk's events as lost because the buffer was full.
     pub fn dropped_full(&self, events: u32) {
-        self.counters.dropped_full.inc_by(u64::from(events));
+        self.counters.dropped_full(events);
     }
 
     /// Counts datagrams the kernel dropped (its receive buffer was full).
@@ -131,6 +148,6 @@ impl Batch {
     /// Counts a taken chunk's events as lost because the agent stopped before they could be
     /// appended (the buffer was full).
     pub fn dropped_at_shutdown(&self, events: u32) {
-        self.counters.dropped_shutdown.inc_by(u64::from(events));
+        self.counters.dropped_at_shutdown(events);
     }
 }

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use logops_common::timestamp::Timestamp;
 
-use super::batch::Batch;
+use super::batch::{Batch, TransportCounters};
 use super::parse::{Origin, SOURCE};
+use crate::chunk::Chunk;
 use crate::pipeline::{EmitError, Emitter, Shutdown};
 
 /// How long a wait for the first datagram lasts before the loop looks at the shutdown
@@ -47,6 +48,39 @@ fn wait_readable(fd: &impl std::os::fd::AsRawFd, timeout: Duration) {
     unsafe { libc::poll(&mut p, 1, timeout.as_millis() as libc::c_int) };
 }
 
+/// Chunks waiting for the append thread, at most.
+const APPEND_QUEUE: usize = 8;
+
+/// Appends chunks until the receiving side is done; a full buffer drops them (counted).
+fn append_all(
+    chunks: std::sync::mpsc::Receiver<Chunk>,
+    transport: &str,
+    emitter: &Emitter,
+    counters: &TransportCounters,
+) {
+    let mut warned_full = false;
+    for chunk in chunks {
+        match emitter.try_emit(SOURCE, &chunk, &[]) {
+            Ok(true) => warned_full = false,
+            Ok(false) => {
+                counters.dropped_full(chunk.events());
+                if !warned_full {
+                    tracing::warn!(
+                        transport,
+                        "syslog: the buffer is full: datagrams are dropped (counted in logops_agent_syslog_messages_dropped_total) until the shipper frees room"
+                    );
+                    warned_full = true;
+                }
+            }
+            Err(EmitError::ShuttingDown) => counters.dropped_at_shutdown(chunk.events()),
+            Err(EmitError::Buffer(e)) => {
+                counters.dropped_full(chunk.events());
+                tracing::error!(transport, error = %e, "syslog: the buffer failed: these messages are lost");
+            }
+        }
+    }
+}
+
 /// Receives until shutdown. `max` is `max_message_size`; `linger`: whether to sleep
 /// between drains (see [`LINGER_MIN_RECV_BUFFER`]).
 pub fn run(
@@ -62,34 +96,30 @@ pub fn run(
     let mut buf = vec![0u8; max.min(65_535) + 1];
     let mut peer = String::new();
     let mut next_drop_check = Instant::now();
-    let mut warned_full = false;
-    let mut emit = |batch: &mut Batch| {
-        if batch.is_empty() {
+    // Appending (compression, the buffer's write) happens on a thread of its own, so the
+    // receiving never stalls while the kernel's buffer fills up.
+    let (to_appender, chunks) = std::sync::mpsc::sync_channel::<Chunk>(APPEND_QUEUE);
+    let counters = batch.counters().clone();
+    let appender = std::thread::Builder::new()
+        .name(format!("syslog-{transport}-append"))
+        .spawn(move || append_all(chunks, transport, &emitter, &counters));
+    let appender = match appender {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(transport, error = %e, "syslog: cannot start the append thread: not receiving");
             return;
         }
-        let chunk = batch.take();
-        match emitter.try_emit(SOURCE, &chunk, &[]) {
-            Ok(true) => warned_full = false,
-            Ok(false) => {
-                batch.dropped_full(chunk.events());
-                if !warned_full {
-                    tracing::warn!(
-                        transport,
-                        "syslog: the buffer is full: datagrams are dropped (counted in logops_agent_syslog_messages_dropped_total) until the shipper frees room"
-                    );
-                    warned_full = true;
-                }
-            }
-            Err(EmitError::ShuttingDown) => batch.dropped_at_shutdown(chunk.events()),
-            Err(EmitError::Buffer(e)) => {
-                batch.dropped_full(chunk.events());
-                tracing::error!(transport, error = %e, "syslog: the buffer failed: these messages are lost");
-            }
+    };
+    let emit = |batch: &mut Batch| {
+        if !batch.is_empty() {
+            let _ = to_appender.send(batch.take());
         }
     };
     loop {
         if shutdown.is_triggered() {
             emit(&mut batch);
+            drop(to_appender);
+            let _ = appender.join();
             return;
         }
         wait_readable(&socket, POLL);
