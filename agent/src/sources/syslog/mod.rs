@@ -6,8 +6,9 @@
 //! - [`dialect`]: the PRI, and the Cisco headers syslog_loose cannot read.
 //! - [`parse`]: one message into one event (syslog_loose for RFC 3164 and 5424);
 //!   [`line`] writes its NDJSON line.
-//! - [`udp`], [`unix`], [`datagram`]: datagram sockets, each read by a thread of its own;
-//!   a full buffer drops (and counts) datagrams, since their senders cannot wait.
+//! - [`udp`], [`unix`], [`datagram`]: datagram sockets, each read by a thread of its own
+//!   (and appended by another, so receiving never stalls on the buffer's write); a full
+//!   buffer drops (and counts) datagrams, since their senders cannot wait.
 //! - [`stream`], [`tls`]: TCP and TLS connections, one task each; a full buffer stops the
 //!   reading, which slows the sender down.
 //! - [`batch`]: parsed events waiting to be emitted, and the self-metrics.
