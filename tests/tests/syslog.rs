@@ -853,3 +853,93 @@ fn check_config_names_syslog_mistakes() {
     }
     assert!(Path::new(&path).exists());
 }
+
+#[test]
+fn max_connections_closes_the_extra_ones_and_sighup_rebinds_every_listener() {
+    let (ingest, key) = ingest();
+    let ports = SyslogPorts::free();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("log.sock");
+    let mut agent = agent(
+        &ingest,
+        "limits-agent",
+        &ports.section(&format!(
+            "max_connections = 2\nunix = \"{}\"",
+            sock.display()
+        )),
+    );
+    let a = TcpStream::connect(("127.0.0.1", ports.tcp)).unwrap();
+    let b = TcpStream::connect(("127.0.0.1", ports.tcp)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(
+        &agent,
+        "logops_agent_syslog_connections_open",
+        &[("transport", "tcp")],
+    ) < 2.0
+    {
+        assert!(Instant::now() < deadline, "two connections open");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The third is closed at once: its read sees the end.
+    let mut c = TcpStream::connect(("127.0.0.1", ports.tcp)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 8];
+    assert_eq!(c.read(&mut buf).unwrap_or(0), 0);
+    assert_eq!(
+        metric(
+            &agent,
+            "logops_agent_syslog_connections_refused_total",
+            &[("reason", "max_connections")]
+        ),
+        1.0
+    );
+    drop((a, b));
+    // A reload stops every listener and binds them again.
+    agent.sighup();
+    agent.wait_for_log("configuration reloaded", Duration::from_secs(30));
+    let run = random_hex(4);
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut sent = 0;
+    let events = loop {
+        // Until the new listeners are up (the UDP one may take a moment).
+        udp.send_to(
+            format!("<13>after-reload-udp {run} {sent}").as_bytes(),
+            ("127.0.0.1", ports.udp),
+        )
+        .unwrap();
+        sent += 1;
+        let events = stored_syslog(&ingest, &key);
+        if !with_body(&events, &format!("after-reload-udp {run}")).is_empty() {
+            break events;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing arrived over UDP after the reload:\n{}",
+            agent.log_tail(30)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(!events.is_empty());
+    let mut t = TcpStream::connect(("127.0.0.1", ports.tcp)).unwrap();
+    t.write_all(format!("<13>after-reload-tcp {run}\n").as_bytes())
+        .unwrap();
+    drop(t);
+    logger(&[
+        "-u",
+        sock.to_str().unwrap(),
+        "-t",
+        "x",
+        &format!("after-reload-unix {run}"),
+    ]);
+    wait_syslog(
+        &ingest,
+        &key,
+        "TCP and Unix messages after the reload",
+        WAIT,
+        |e| {
+            with_body(e, &format!("after-reload-tcp {run}")).len() == 1
+                && with_body(e, &format!("after-reload-unix {run}")).len() == 1
+        },
+    );
+}
