@@ -860,7 +860,7 @@ fn max_connections_closes_the_extra_ones_and_sighup_rebinds_every_listener() {
     let ports = SyslogPorts::free();
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("log.sock");
-    let mut agent = agent(
+    let agent = agent(
         &ingest,
         "limits-agent",
         &ports.section(&format!(
