@@ -14,8 +14,10 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct SyslogConfig {
     /// UDP listen address (`"0.0.0.0:514"`).
+    #[serde(default, deserialize_with = "optional_listen_addr")]
     pub udp: Option<SocketAddr>,
     /// TCP listen address (`"0.0.0.0:601"`): LF framing or RFC 6587 octet counting.
+    #[serde(default, deserialize_with = "optional_listen_addr")]
     pub tcp: Option<SocketAddr>,
     /// TLS listener (RFC 5425).
     pub tls: Option<SyslogTlsConfig>,
@@ -46,6 +48,7 @@ pub struct SyslogConfig {
 #[serde(deny_unknown_fields)]
 pub struct SyslogTlsConfig {
     /// Listen address (`"0.0.0.0:6514"`).
+    #[serde(deserialize_with = "listen_addr")]
     pub listen: SocketAddr,
     /// Server certificate chain (PEM).
     pub cert: PathBuf,
@@ -53,6 +56,26 @@ pub struct SyslogTlsConfig {
     pub key: PathBuf,
     /// When set, senders must present a certificate signed by one of these CAs (PEM).
     pub client_ca: Option<PathBuf>,
+}
+
+/// `host:port` with an IP address, with a message that shows the form.
+fn parse_listen_addr(s: &str) -> Result<SocketAddr, String> {
+    s.parse().map_err(|_| {
+        format!(
+            "`{s}` is not an IP address with a port: write e.g. \"0.0.0.0:514\" or \"[::]:514\""
+        )
+    })
+}
+
+fn listen_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_listen_addr(&s).map_err(serde::de::Error::custom)
+}
+
+fn optional_listen_addr<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    listen_addr(d).map(Some)
 }
 
 fn default_max_message_size() -> ByteSize {

@@ -499,6 +499,10 @@ labels = {{ "bad-name" = "x" }}
     }
     let all = errs.to_string();
     assert!(all.contains("\"+02:00\""), "{all}");
+    assert!(
+        all.contains("`0.0.0.0` is not an IP address with a port"),
+        "{all}"
+    );
     // The semantic checks run on what deserialized.
     let text = format!(
         r#"{SNMP_SHIP}
