@@ -27,6 +27,17 @@
 #   rpm                        tests/tests/packaging.rs (rpmbuild for packaging/build.sh; rpm --root)
 #   binutils                   packaging/build.sh (objdump: a .deb's library dependencies)
 #   prometheus                 tests/tests/packaging.rs (promtool: packaging/prometheus alert rules)
+#   rsyslog                    tests/tests/syslog.rs (rsyslogd forwarding to the agent, octet-counted TCP
+#                              and UDP) and tests/src/bin/syslog-bench.rs (the receiver measured beside ours)
+#   bsdutils                   tests/tests/syslog.rs (util-linux `logger`: RFC 3164/5424 over UDP, TCP,
+#                              octet counting, the Unix socket; rsyslog's input)
+#   socat                      tests/tests/syslog.rs (the TLS sender, with and without client certificates)
+#   libivykis0 libnet1 libwrap0 libglib2.0-0 libjson-c5 libpcre3 libcap2 libssl3 libsystemd0
+#                              the libraries of syslog-ng's loggen (below)
+#
+# syslog-ng-core conflicts with rsyslog in dpkg, so its .deb is fetched with `apt-get
+# download` and unpacked into $SYSLOG_NG (not installed): its `loggen` is the load generator of
+# tests/src/bin/syslog-bench.rs.
 #
 # A Debian bookworm root (debootstrap minbase + systemd, procps, ca-certificates) at $DEBIAN_ROOT:
 #   tests/tests/packaging.rs installs, runs and purges the .deb and .rpm packages in it.
@@ -68,7 +79,20 @@ PACKAGES=(
     rpm
     binutils
     prometheus
+    rsyslog
+    bsdutils
+    socat
+    libivykis0
+    libnet1
+    libwrap0
+    libglib2.0-0
+    libjson-c5
+    libpcre3
+    libcap2
+    libssl3
+    libsystemd0
 )
+SYSLOG_NG=/opt/logops-tests/syslog-ng
 NTC_VENV=/opt/logops-tests/ntc-venv
 PIP_PACKAGES=(ntc-templates==9.2.0 textfsm==2.1.0)
 SSH_VENV=/opt/logops-tests/ssh-venv
@@ -169,4 +193,22 @@ else
         "${MIRROR:-http://deb.debian.org/debian}" > /tmp/logops-debootstrap.log 2>&1 \
         || { tail -20 /tmp/logops-debootstrap.log >&2; exit 1; }
     mv "$DEBIAN_ROOT.partial" "$DEBIAN_ROOT"
+fi
+
+# syslog-ng's loggen, unpacked (see the top).
+if [ -x "$SYSLOG_NG/usr/bin/loggen" ]; then
+    echo "install-peers: $SYSLOG_NG has loggen"
+else
+    echo "install-peers: unpacking syslog-ng-core into $SYSLOG_NG (for loggen)"
+    mkdir -p "$SYSLOG_NG"
+    tmp="$(mktemp -d)"
+    # apt-get download needs the package lists: fetch them if it cannot find the package.
+    if ! (cd "$tmp" && { apt-get -o Acquire::Retries=3 download syslog-ng-core >/dev/null 2>&1 \
+            || { apt-get -o DPkg::Lock::Timeout=600 update >/dev/null \
+                 && apt-get -o Acquire::Retries=3 download syslog-ng-core >/dev/null; }; } \
+        && dpkg-deb -x syslog-ng-core_*.deb "$SYSLOG_NG"); then
+        # Only the benchmark needs loggen: the tests go on without it.
+        echo "install-peers: could not unpack syslog-ng-core into $SYSLOG_NG (syslog-bench needs its loggen)" >&2
+    fi
+    rm -rf "$tmp"
 fi

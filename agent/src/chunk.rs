@@ -32,6 +32,14 @@ impl Chunk {
         self.events += 1;
     }
 
+    /// Appends one event line written by `write`, which must append exactly one wire-format
+    /// event and its newline: what [`Event::write_line`] would write (the syslog source writes
+    /// its lines itself, and its tests compare them with `write_line`'s).
+    pub fn push_line(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        write(&mut self.data);
+        self.events += 1;
+    }
+
     /// Rebuilds a chunk from stored NDJSON and its event count.
     pub fn from_parts(data: Vec<u8>, events: u32) -> Self {
         Chunk { data, events }

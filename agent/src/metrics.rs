@@ -68,6 +68,22 @@ pub struct ProcessExitLabels {
     pub status: String,
 }
 
+/// Labels naming a syslog transport (`udp`, `tcp`, `tls`, `unix`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransportLabels {
+    /// The transport.
+    pub transport: String,
+}
+
+/// Labels naming a syslog transport and a reason.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransportReasonLabels {
+    /// The transport.
+    pub transport: String,
+    /// Why (`buffer_full`, `kernel`, `max_connections`, `tls_handshake`, ...).
+    pub reason: String,
+}
+
 /// Labels with a reason.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
@@ -123,6 +139,27 @@ pub struct AgentMetrics {
     pub source_lines: Family<SourceStreamLabels, Counter>,
     /// Input a source could not decode (kept raw, flagged `parse_error`), per source.
     pub decode_errors: Family<SourceLabels, Counter>,
+    /// Syslog messages received per transport (each becomes an event, parsed or not).
+    pub syslog_received: Family<TransportLabels, Counter>,
+    /// Syslog messages whose header parsed, per transport.
+    pub syslog_parsed: Family<TransportLabels, Counter>,
+    /// Syslog messages kept raw with `parse_error`, per transport.
+    pub syslog_parse_errors: Family<TransportLabels, Counter>,
+    /// Syslog messages cut at `max_message_size`, per transport.
+    pub syslog_truncated: Family<TransportLabels, Counter>,
+    /// Syslog messages with bytes that are not UTF-8, per transport.
+    pub syslog_invalid_utf8: Family<TransportLabels, Counter>,
+    /// Syslog messages lost, per transport and reason: `buffer_full` (ours, UDP and Unix
+    /// when the buffer is full) and `kernel` (the socket's receive buffer overflowed).
+    pub syslog_dropped: Family<TransportReasonLabels, Counter>,
+    /// TCP and TLS connections accepted.
+    pub syslog_connections: Family<TransportLabels, Counter>,
+    /// TCP and TLS connections open now.
+    pub syslog_connections_open: Family<TransportLabels, Gauge>,
+    /// Connections closed at once, by reason (`max_connections`, `tls_handshake`).
+    pub syslog_connections_refused: Family<TransportReasonLabels, Counter>,
+    /// Connections closed after `idle_timeout` without data.
+    pub syslog_connections_idle_closed: Family<TransportLabels, Counter>,
 }
 
 /// Labels naming a source and one of its streams.
@@ -278,6 +315,66 @@ impl AgentMetrics {
             "Input kept raw because it did not decode, per source",
             decode_errors.clone(),
         );
+        let syslog_received = Family::default();
+        r.register(
+            "syslog_messages_received",
+            "Syslog messages received per transport",
+            syslog_received.clone(),
+        );
+        let syslog_parsed = Family::default();
+        r.register(
+            "syslog_messages_parsed",
+            "Syslog messages whose header parsed, per transport",
+            syslog_parsed.clone(),
+        );
+        let syslog_parse_errors = Family::default();
+        r.register(
+            "syslog_parse_errors",
+            "Syslog messages kept raw with parse_error, per transport",
+            syslog_parse_errors.clone(),
+        );
+        let syslog_truncated = Family::default();
+        r.register(
+            "syslog_messages_truncated",
+            "Syslog messages cut at max_message_size, per transport",
+            syslog_truncated.clone(),
+        );
+        let syslog_invalid_utf8 = Family::default();
+        r.register(
+            "syslog_messages_invalid_utf8",
+            "Syslog messages with bytes that are not UTF-8, per transport",
+            syslog_invalid_utf8.clone(),
+        );
+        let syslog_dropped = Family::default();
+        r.register(
+            "syslog_messages_dropped",
+            "Syslog messages lost, per transport and reason (buffer_full: ours; kernel: the socket's receive buffer)",
+            syslog_dropped.clone(),
+        );
+        let syslog_connections = Family::default();
+        r.register(
+            "syslog_connections",
+            "Syslog TCP and TLS connections accepted",
+            syslog_connections.clone(),
+        );
+        let syslog_connections_open = Family::default();
+        r.register(
+            "syslog_connections_open",
+            "Syslog TCP and TLS connections open",
+            syslog_connections_open.clone(),
+        );
+        let syslog_connections_refused = Family::default();
+        r.register(
+            "syslog_connections_refused",
+            "Syslog connections closed at once, by reason",
+            syslog_connections_refused.clone(),
+        );
+        let syslog_connections_idle_closed = Family::default();
+        r.register(
+            "syslog_connections_idle_closed",
+            "Syslog connections closed after idle_timeout",
+            syslog_connections_idle_closed.clone(),
+        );
         AgentMetrics {
             registry: r,
             lines_read,
@@ -302,6 +399,16 @@ impl AgentMetrics {
             process_running,
             source_lines,
             decode_errors,
+            syslog_received,
+            syslog_parsed,
+            syslog_parse_errors,
+            syslog_truncated,
+            syslog_invalid_utf8,
+            syslog_dropped,
+            syslog_connections,
+            syslog_connections_open,
+            syslog_connections_refused,
+            syslog_connections_idle_closed,
         }
     }
 

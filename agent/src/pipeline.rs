@@ -145,6 +145,33 @@ impl Emitter {
         checkpoints: &[CheckpointUpdate],
         shutdown: &Shutdown,
     ) -> Result<(), EmitError> {
+        self.append(source, chunk, checkpoints, Some(shutdown))
+            .map(|_appended| ())
+    }
+
+    /// Like [`Emitter::emit_blocking`], but never waits: when the buffer is full and
+    /// `when_full = "block"`, nothing is appended and it returns `Ok(false)` at once (the
+    /// caller counts the chunk's events as dropped). For sources that cannot make their
+    /// sender wait, such as UDP syslog. With `drop_oldest` it makes room like
+    /// `emit_blocking` and returns `Ok(true)`.
+    pub fn try_emit(
+        &self,
+        source: &str,
+        chunk: &Chunk,
+        checkpoints: &[CheckpointUpdate],
+    ) -> Result<bool, EmitError> {
+        self.append(source, chunk, checkpoints, None)
+    }
+
+    /// Appends, waiting for room while `shutdown` is given; without it, returns `Ok(false)`
+    /// instead of waiting.
+    fn append(
+        &self,
+        source: &str,
+        chunk: &Chunk,
+        checkpoints: &[CheckpointUpdate],
+        shutdown: Option<&Shutdown>,
+    ) -> Result<bool, EmitError> {
         let i = &self.inner;
         let need = chunk.len() as u64 + 12;
         if !chunk.is_empty() {
@@ -168,6 +195,9 @@ impl Emitter {
                         continue;
                     }
                 }
+                let Some(shutdown) = shutdown else {
+                    return Ok(false);
+                };
                 if shutdown.is_triggered() {
                     return Err(EmitError::ShuttingDown);
                 }
@@ -191,7 +221,7 @@ impl Emitter {
                 .inc_by(u64::from(chunk.events()));
             i.data.notify_one();
         }
-        Ok(())
+        Ok(true)
     }
 
     /// [`Emitter::emit_blocking`] for async sources (runs on the blocking pool).
@@ -244,5 +274,59 @@ impl Emitter {
     /// since the last call (for the shipper; a wake-up while it was busy is kept).
     pub async fn data_arrived(&self) {
         self.inner.data.notified().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buffer::BufferOptions;
+    use logops_common::event::{Event, Payload};
+    use logops_common::timestamp::Timestamp;
+    use std::borrow::Cow;
+
+    fn chunk(n: usize) -> Chunk {
+        let mut c = Chunk::new();
+        for i in 0..n {
+            c.push(&Event {
+                ts: Timestamp::now(),
+                host: Cow::Borrowed("h"),
+                source: Cow::Borrowed("syslog"),
+                labels: Default::default(),
+                attrs: None,
+                payload: Payload::Log {
+                    severity: None,
+                    body: Cow::Owned(format!("{i} {}", "x".repeat(100))),
+                },
+            });
+        }
+        c
+    }
+
+    #[test]
+    fn try_emit_never_waits_and_says_when_nothing_was_appended() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = BufferOptions {
+            cache_bytes: 1 << 20,
+            flush_interval: Duration::from_millis(100),
+            zstd_level: 1,
+        };
+        let buffer = Buffer::open(dir.path(), &opts).unwrap();
+        let metrics = Arc::new(AgentMetrics::new());
+        let emitter = Emitter::new(
+            buffer.clone(),
+            4096,
+            WhenFull::Block,
+            metrics,
+            Arc::from("h"),
+            BTreeMap::new(),
+        );
+        assert!(emitter.try_emit("syslog", &chunk(1), &[]).unwrap());
+        let before = buffer.stats().unwrap().queued_events;
+        // Far bigger than the room left: refused at once, nothing appended.
+        let started = std::time::Instant::now();
+        assert!(!emitter.try_emit("syslog", &chunk(1000), &[]).unwrap());
+        assert!(started.elapsed() < Duration::from_millis(150));
+        assert_eq!(buffer.stats().unwrap().queued_events, before);
     }
 }

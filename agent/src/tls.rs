@@ -54,7 +54,8 @@ pub enum TlsConfigError {
     },
 }
 
-fn read(key: &'static str, path: &std::path::Path) -> Result<Vec<u8>, TlsConfigError> {
+/// Reads a file named by the configuration key `key`.
+pub(crate) fn read(key: &'static str, path: &std::path::Path) -> Result<Vec<u8>, TlsConfigError> {
     std::fs::read(path).map_err(|source| TlsConfigError::Read {
         key,
         path: path.display().to_string(),
@@ -62,7 +63,8 @@ fn read(key: &'static str, path: &std::path::Path) -> Result<Vec<u8>, TlsConfigE
     })
 }
 
-fn certs(
+/// The PEM certificates of a file named by the configuration key `key` (at least one).
+pub(crate) fn certs(
     key: &'static str,
     path: &std::path::Path,
 ) -> Result<Vec<CertificateDer<'static>>, TlsConfigError> {
@@ -96,6 +98,19 @@ pub fn unused_config() -> Result<ClientConfig, TlsConfigError> {
         .with_no_client_auth())
 }
 
+/// The PEM private key of a file named by the configuration key `key`.
+pub(crate) fn private_key(
+    key: &'static str,
+    path: &std::path::Path,
+) -> Result<PrivateKeyDer<'static>, TlsConfigError> {
+    let pem = read(key, path)?;
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| TlsConfigError::Pem {
+        key,
+        path: path.display().to_string(),
+        what: format!("no PEM private key: {e}"),
+    })
+}
+
 /// The client configuration of `[ship]`: what the HTTP client uses, and [`probe`] too.
 ///
 /// Like reqwest's own: aws-lc-rs, the platform's verifier (system roots) with
@@ -124,12 +139,7 @@ pub fn client_config(cfg: &ShipConfig) -> Result<Arc<ClientConfig>, TlsConfigErr
     let mut config = match (&cfg.client_cert, &cfg.client_key) {
         (Some(cert), Some(key)) => {
             let chain = certs("ship.client_cert", cert)?;
-            let pem = read("ship.client_key", key)?;
-            let private = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| TlsConfigError::Pem {
-                key: "ship.client_key",
-                path: key.display().to_string(),
-                what: format!("no PEM private key: {e}"),
-            })?;
+            let private = private_key("ship.client_key", key)?;
             builder
                 .with_client_auth_cert(chain, private)
                 .map_err(|source| TlsConfigError::Rustls {

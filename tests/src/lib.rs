@@ -40,6 +40,7 @@ pub mod process;
 pub mod snmpd;
 pub mod sshd;
 pub mod storm;
+pub mod syslog;
 
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -8,6 +8,7 @@ mod report;
 mod snmp;
 mod ssh;
 mod stdout;
+mod syslog;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -29,6 +30,7 @@ pub use stdout::{
     exec_name, ContainerDecoding, ContainerFormat, ExecConfig, JournaldConfig, KubernetesConfig,
     RestartPolicy, KUBERNETES_LABELS,
 };
+pub use syslog::{SyslogConfig, SyslogTimezone, SyslogTlsConfig};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -61,6 +63,8 @@ pub struct Config {
     pub kubernetes: Option<KubernetesConfig>,
     /// `[ssh]`: device CLIs scraped over SSH (`[[ssh.device]]`); absent = off.
     pub ssh: Option<SshConfig>,
+    /// `[syslog]`: the syslog receiver (UDP, TCP, TLS, Unix socket); absent = off.
+    pub syslog: Option<SyslogConfig>,
     /// `[self_metrics]`: the agent's own Prometheus endpoint.
     #[serde(default)]
     pub self_metrics: SelfMetricsConfig,
@@ -654,6 +658,9 @@ pub(crate) fn check(config: &Config) -> Vec<(String, String)> {
     });
     if let Some(s) = &config.ssh {
         ssh::check(s, &mut errs);
+    }
+    if let Some(s) = &config.syslog {
+        syslog::check(s, &mut errs);
     }
     errs
 }

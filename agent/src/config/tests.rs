@@ -515,3 +515,92 @@ labels = {{ pod = "x" }}
         assert!(e.contains(want), "missing {want:?} in:\n{e}");
     }
 }
+
+#[test]
+fn the_issue_syslog_example_works_as_written() {
+    let text = format!(
+        r#"{SNMP_SHIP}
+[syslog]
+udp = "0.0.0.0:514"
+tcp = "0.0.0.0:601"
+tls = {{ listen = "0.0.0.0:6514", cert = "/etc/logops/tls.crt", key = "/etc/logops/tls.key" }}
+max_message_size = "64KiB"
+timezone = "local"           # for RFC 3164 stamps without a zone
+"#
+    );
+    let c = parse(&text).unwrap();
+    let s = c.syslog.unwrap();
+    assert_eq!(s.udp, Some("0.0.0.0:514".parse().unwrap()));
+    assert_eq!(s.tcp, Some("0.0.0.0:601".parse().unwrap()));
+    let tls = s.tls.unwrap();
+    assert_eq!(tls.listen, "0.0.0.0:6514".parse().unwrap());
+    assert_eq!(tls.client_ca, None);
+    assert_eq!(s.max_message_size, ByteSize::kib(64));
+    assert_eq!(s.timezone, SyslogTimezone::Local);
+    assert_eq!(s.max_connections, 1024);
+    assert_eq!(s.idle_timeout.get().as_secs(), 3600);
+}
+
+#[test]
+fn every_syslog_mistake_is_named_by_its_key() {
+    let text = format!(
+        r#"{SNMP_SHIP}
+[syslog]
+udp = "0.0.0.0"
+tcp = "127.0.0.1:6514"
+unix = "dev/log"
+tls = {{ listen = "127.0.0.1:6514", cert = "tls.crt", key = "/k", client_ca = "/ca", verify = true }}
+max_message_size = "100B"
+timezone = "CEST"
+max_connections = 0
+idle_timeout = "10ms"
+udp_recv_buffer = "1KiB"
+labels = {{ "bad-name" = "x" }}
+"#
+    );
+    let errs = parse(&text).unwrap_err();
+    let keys: Vec<&str> = errs.0.iter().filter_map(|e| e.key.as_deref()).collect();
+    for k in ["syslog.udp", "syslog.tls.verify", "syslog.timezone"] {
+        assert!(keys.contains(&k), "{k} missing in {errs}");
+    }
+    let all = errs.to_string();
+    assert!(all.contains("\"+02:00\""), "{all}");
+    assert!(
+        all.contains("`0.0.0.0` is not an IP address with a port"),
+        "{all}"
+    );
+    // The semantic checks run on what deserialized.
+    let text = format!(
+        r#"{SNMP_SHIP}
+[syslog]
+tcp = "127.0.0.1:6514"
+unix = "dev/log"
+tls = {{ listen = "127.0.0.1:6514", cert = "tls.crt", key = "/k" }}
+max_message_size = "100B"
+max_connections = 0
+idle_timeout = "10ms"
+udp_recv_buffer = "1KiB"
+labels = {{ "bad-name" = "x" }}
+"#
+    );
+    let errs = parse(&text).unwrap_err();
+    let keys: Vec<&str> = errs.0.iter().filter_map(|e| e.key.as_deref()).collect();
+    for k in [
+        "syslog.tls.listen",
+        "syslog.unix",
+        "syslog.tls.cert",
+        "syslog.max_message_size",
+        "syslog.max_connections",
+        "syslog.idle_timeout",
+        "syslog.udp_recv_buffer",
+        "syslog.labels.bad-name",
+    ] {
+        assert!(keys.contains(&k), "{k} missing in {errs}");
+    }
+    let errs = parse(&format!("{SNMP_SHIP}\n[syslog]\nmax_connections = 5\n")).unwrap_err();
+    assert!(
+        errs.to_string()
+            .contains("syslog: set at least one of udp, tcp, tls or unix"),
+        "{errs}"
+    );
+}

@@ -14,6 +14,7 @@ pub mod process;
 pub mod snmp;
 pub mod ssh;
 pub mod stdin;
+pub mod syslog;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -184,6 +185,11 @@ pub fn start_all(
             emitter.clone(),
             shutdown.clone(),
         )));
+    }
+    if let Some(cfg) = &config.syslog {
+        let started = syslog::start(cfg, emitter, shutdown)?;
+        running.threads.extend(started.threads);
+        running.tasks.extend(started.tasks);
     }
     Ok(running)
 }
