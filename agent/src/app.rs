@@ -72,6 +72,8 @@ pub async fn run(config_path: &Path, first: Config, stdin: bool) -> anyhow::Resu
     };
     let mut prepared = Some(prepare(&first, &buffer, &metrics)?);
     let mut config = first;
+    // After a reload, the configuration it replaced, until the new one's sources started.
+    let mut previous: Option<Config> = None;
     loop {
         let (emitter, shipper) = prepared.take().expect("prepared before each run");
         let agent_id = emitter.agent_id().clone();
@@ -88,8 +90,37 @@ pub async fn run(config_path: &Path, first: Config, stdin: bool) -> anyhow::Resu
                 admin_stop,
             ))
         });
-        let sources = crate::sources::start_all(&config, &emitter, &sources_stop, stdin.as_ref())
-            .context("starting the sources")?;
+        let sources = match crate::sources::start_all(
+            &config,
+            &emitter,
+            &sources_stop,
+            stdin.as_ref(),
+        ) {
+            Ok(s) => s,
+            Err(failure) => {
+                // Nothing of this configuration may outlive it: stop what started.
+                stop_sources.trigger();
+                failure.started.join().await;
+                abort_shipper.trigger();
+                stop_admin.trigger();
+                let _ = ship_task.await;
+                if let Some(a) = admin {
+                    let _ = a.await;
+                }
+                let Some(previous) = previous.take() else {
+                    return Err(anyhow::Error::new(failure.error).context("starting the sources"));
+                };
+                tracing::error!(
+                    "SIGHUP: the new configuration's sources cannot start ({}): going back to the previous configuration",
+                    failure.error
+                );
+                prepared = Some(prepare(&previous, &buffer, &metrics)?);
+                config = previous;
+                continue;
+            }
+        };
+        // It runs: a later reload that cannot start goes back to this one.
+        previous = None;
         let input_ended = async {
             match &stdin {
                 Some(feed) => feed.ended().await,
@@ -115,7 +146,7 @@ pub async fn run(config_path: &Path, first: Config, stdin: bool) -> anyhow::Resu
                                 tracing::warn!("SIGHUP: agent.data_dir changed; that takes a restart (still using {})", data_dir.display());
                             }
                             prepared = Some(next);
-                            config = new;
+                            previous = Some(std::mem::replace(&mut config, new));
                             break Stop::Reload;
                         }
                     },

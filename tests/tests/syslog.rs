@@ -943,3 +943,54 @@ fn max_connections_closes_the_extra_ones_and_sighup_rebinds_every_listener() {
         },
     );
 }
+
+#[test]
+fn a_reload_whose_listener_cannot_bind_goes_back_to_the_running_configuration() {
+    let (ingest, key) = ingest();
+    let ports = SyslogPorts::free();
+    let mut agent = agent(&ingest, "rebind-agent", &ports.section(""));
+    // Another program holds the TCP port the new configuration names.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port();
+    let text = agent.config_text().replace(
+        &format!("tcp = \"127.0.0.1:{}\"", ports.tcp),
+        &format!("tcp = \"127.0.0.1:{taken_port}\""),
+    );
+    assert!(text.contains(&taken_port.to_string()));
+    agent.write_config_text(&text);
+    agent.sighup();
+    agent.wait_for_log(
+        "going back to the previous configuration",
+        Duration::from_secs(30),
+    );
+    assert!(agent.is_running(), "a reload never stops the agent");
+    // The previous configuration runs again: its listeners take messages.
+    let run = random_hex(4);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(mut t) = TcpStream::connect(("127.0.0.1", ports.tcp)) {
+            t.write_all(format!("<13>after-failed-reload {run}\n").as_bytes())
+                .unwrap();
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the previous TCP listener is not back:\n{}",
+            agent.log_tail(30)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    wait_syslog(
+        &ingest,
+        &key,
+        "the message after the failed reload",
+        WAIT,
+        |e| with_body(e, &format!("after-failed-reload {run}")).len() == 1,
+    );
+    let log = agent.log_since_start();
+    assert!(
+        log.contains(&format!("127.0.0.1:{taken_port}")),
+        "the error names the address:\n{log}"
+    );
+    drop(taken);
+}

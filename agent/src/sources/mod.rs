@@ -109,15 +109,46 @@ impl RunningSources {
     }
 }
 
+/// Sources that did not all start: the error, and those that did (to stop and join, so
+/// that none outlives its configuration).
+pub struct StartFailure {
+    /// What failed (a listener that cannot bind, a thread that cannot be spawned).
+    pub error: std::io::Error,
+    /// The sources started before it.
+    pub started: RunningSources,
+}
+
 /// Starts every source the configuration enables, and the stdin source when the agent
-/// reads its standard input (`run --stdin`).
+/// reads its standard input (`run --stdin`). The syslog listeners come first: binding their
+/// addresses is what can fail.
 pub fn start_all(
     config: &crate::config::Config,
     emitter: &crate::pipeline::Emitter,
     shutdown: &crate::pipeline::Shutdown,
     stdin: Option<&std::sync::Arc<stdin::StdinFeed>>,
-) -> std::io::Result<RunningSources> {
+) -> Result<RunningSources, StartFailure> {
     let mut running = RunningSources::default();
+    match start_into(&mut running, config, emitter, shutdown, stdin) {
+        Ok(()) => Ok(running),
+        Err(error) => Err(StartFailure {
+            error,
+            started: running,
+        }),
+    }
+}
+
+fn start_into(
+    running: &mut RunningSources,
+    config: &crate::config::Config,
+    emitter: &crate::pipeline::Emitter,
+    shutdown: &crate::pipeline::Shutdown,
+    stdin: Option<&std::sync::Arc<stdin::StdinFeed>>,
+) -> std::io::Result<()> {
+    if let Some(cfg) = &config.syslog {
+        let started = syslog::start(cfg, emitter, shutdown)?;
+        running.threads.extend(started.threads);
+        running.tasks.extend(started.tasks);
+    }
     if let Some(feed) = stdin {
         let (feed, emitter, stop) = (feed.clone(), emitter.clone(), shutdown.clone());
         running.threads.push(
@@ -186,10 +217,5 @@ pub fn start_all(
             shutdown.clone(),
         )));
     }
-    if let Some(cfg) = &config.syslog {
-        let started = syslog::start(cfg, emitter, shutdown)?;
-        running.threads.extend(started.threads);
-        running.tasks.extend(started.tasks);
-    }
-    Ok(running)
+    Ok(())
 }

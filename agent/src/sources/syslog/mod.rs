@@ -97,30 +97,24 @@ pub fn start(cfg: &SyslogConfig, emitter: &Emitter, shutdown: &Shutdown) -> io::
     let max = r.max_message_size();
     let rcvbuf = cfg.udp_recv_buffer.as_usize();
     let linger = rcvbuf >= datagram::LINGER_MIN_RECV_BUFFER;
-    if let Some(addr) = cfg.udp {
-        let socket =
-            udp::Udp::bind(addr, rcvbuf).map_err(context(format!("syslog.udp: binding {addr}")))?;
-        let batch = r.batch(TransportCounters::new(emitter.metrics(), "udp"));
-        let (e, s) = (emitter.clone(), shutdown.clone());
-        started.threads.push(
-            std::thread::Builder::new()
-                .name("syslog-udp".into())
-                .spawn(move || datagram::run(socket, "udp", max, linger, batch, e, s))?,
-        );
-        tracing::info!(%addr, "syslog: receiving on UDP");
-    }
-    if let Some(path) = &cfg.unix {
-        let socket = unix::Unix::bind(path, rcvbuf)
-            .map_err(context(format!("syslog.unix: creating {}", path.display())))?;
-        let batch = r.batch(TransportCounters::new(emitter.metrics(), "unix"));
-        let (e, s) = (emitter.clone(), shutdown.clone());
-        started.threads.push(
-            std::thread::Builder::new()
-                .name("syslog-unix".into())
-                .spawn(move || datagram::run(socket, "unix", max, linger, batch, e, s))?,
-        );
-        tracing::info!(path = %path.display(), "syslog: receiving on a Unix datagram socket");
-    }
+    // Every address is bound before anything starts: when one cannot be, nothing of this
+    // configuration keeps a socket (a reload then goes back to the running one, which must
+    // be able to bind its addresses again).
+    let udp = match cfg.udp {
+        Some(addr) => Some((
+            addr,
+            udp::Udp::bind(addr, rcvbuf).map_err(context(format!("syslog.udp: binding {addr}")))?,
+        )),
+        None => None,
+    };
+    let unix = match &cfg.unix {
+        Some(path) => Some((
+            path,
+            unix::Unix::bind(path, rcvbuf)
+                .map_err(context(format!("syslog.unix: creating {}", path.display())))?,
+        )),
+        None => None,
+    };
     let permits = Arc::new(Semaphore::new(cfg.max_connections));
     let mut listeners = Vec::new();
     if let Some(addr) = cfg.tcp {
@@ -141,6 +135,26 @@ pub fn start(cfg: &SyslogConfig, emitter: &Emitter, shutdown: &Shutdown) -> io::
             tls: Some(acceptor),
             permits: permits.clone(),
         });
+    }
+    if let Some((addr, socket)) = udp {
+        let batch = r.batch(TransportCounters::new(emitter.metrics(), "udp"));
+        let (e, s) = (emitter.clone(), shutdown.clone());
+        started.threads.push(
+            std::thread::Builder::new()
+                .name("syslog-udp".into())
+                .spawn(move || datagram::run(socket, "udp", max, linger, batch, e, s))?,
+        );
+        tracing::info!(%addr, "syslog: receiving on UDP");
+    }
+    if let Some((path, socket)) = unix {
+        let batch = r.batch(TransportCounters::new(emitter.metrics(), "unix"));
+        let (e, s) = (emitter.clone(), shutdown.clone());
+        started.threads.push(
+            std::thread::Builder::new()
+                .name("syslog-unix".into())
+                .spawn(move || datagram::run(socket, "unix", max, linger, batch, e, s))?,
+        );
+        tracing::info!(path = %path.display(), "syslog: receiving on a Unix datagram socket");
     }
     for l in listeners {
         tracing::info!(transport = l.transport, addr = ?l.socket.local_addr().ok(), "syslog: listening");
