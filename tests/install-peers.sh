@@ -18,6 +18,8 @@
 #                              real journal files from export format)
 #   systemd                    tests/tests/stdout.rs (journalctl reads them; no systemd runs here)
 #   coreutils                  tests/tests/stdout.rs (`base64`: the exec back-pressure flood)
+#   zstd                       tests/tests/ingest_frames.rs (the `zstd` command reads the store's
+#                              segments, open and sealed, as an operator would)
 #
 # Python packages, in venvs of Debian's python3 under /opt/logops-tests (the tests look there):
 #   ntc-venv:  ntc-templates==9.2.0  textfsm/tests/ntc_corpus.rs, agent/tests/textfsm_cli.rs and
@@ -40,6 +42,7 @@ PACKAGES=(
     systemd-journal-remote
     systemd
     coreutils
+    zstd
 )
 NTC_VENV=/opt/logops-tests/ntc-venv
 PIP_PACKAGES=(ntc-templates==9.2.0 textfsm==2.1.0)

@@ -196,14 +196,18 @@ fn run() -> anyhow::Result<()> {
         cpu / secs * 100.0
     );
     println!("generator CPU:    {own:.2} s (this process, during the load)");
-    // The compressor works in the background and may still be busy with the segments that
-    // closed during the load: their compression is part of the cost of these events.
+    // The sealer works in the background and may still be busy with the segments that
+    // closed during the load (writing their index, or compressing them for a build before
+    // segments were made of frames): that is part of the cost of these events.
     let t = Instant::now();
     let stream = h.store_dir().join("load").join("log");
     let caught_up = loop {
         let waiting = logops_e2e::process::list_files(&stream)
             .iter()
-            .filter(|(p, _)| p.extension().is_some_and(|e| e == "ndjson"))
+            .filter(|(p, _)| {
+                let name = p.to_string_lossy();
+                name.ends_with(".open.ndjson.zst") || name.ends_with(".ndjson")
+            })
             .count();
         if waiting <= 1 || t.elapsed() > Duration::from_secs(60) {
             break waiting <= 1;
@@ -212,7 +216,7 @@ fn run() -> anyhow::Result<()> {
     };
     let cpu_all = cpu_seconds(pid).context("reading the ingest's CPU time")? - cpu_before;
     println!(
-        "ingest CPU incl. compression: {cpu_all:.2} s, {:.0} events per CPU-second ({}compressing the segments closed during the load, {:.1} s after it)",
+        "ingest CPU incl. sealing: {cpu_all:.2} s, {:.0} events per CPU-second ({}sealing the segments closed during the load, {:.1} s after it)",
         events / cpu_all.max(1e-9),
         if caught_up { "after " } else { "NOT caught up after 60 s " },
         t.elapsed().as_secs_f64()
