@@ -13,8 +13,9 @@
 //! ```
 //!
 //! `--timing` turns on the ingest's timing logs (targets `logops_ingest::timing` and
-//! `logops_store::timing`) and prints percentiles of each stage of its requests and group
-//! commits: where the acknowledgement latency comes from, apart from the machine's load.
+//! `logops_store::timing`), prints percentiles of each stage of its requests and group
+//! commits (where the acknowledgement latency comes from, apart from the machine's load) and
+//! saves the ingest's log in the temporary directory.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -263,7 +264,13 @@ fn run() -> anyhow::Result<()> {
     }
 
     if args.timing {
-        print_timing(&h.log());
+        let log = h.log();
+        print_timing(&log);
+        let saved = std::env::temp_dir().join(format!("ingest-load-{}.log", std::process::id()));
+        match std::fs::write(&saved, &log) {
+            Ok(()) => println!("the ingest's log: {}", saved.display()),
+            Err(e) => eprintln!("cannot save the ingest's log to {}: {e}", saved.display()),
+        }
     }
 
     // Count what was stored.
