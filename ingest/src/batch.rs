@@ -255,6 +255,15 @@ fn holds_exactly(data: &[u8], span: Range<usize>, lines: &[LineInfo]) -> Option<
         .then_some(first.kind)
 }
 
+/// A batch's lines as the store's frames.
+#[derive(Debug, Clone)]
+pub struct BatchFrames {
+    /// The frames, one kind each, in body order per kind.
+    pub frames: Vec<Frame>,
+    /// The lines in frames kept as sent.
+    pub kept_lines: u64,
+}
+
 /// The store's frames for a validated body (`data`, the decompression of `raw`, and its
 /// `lines`): each zstd frame of `raw` that holds exactly validated lines of one kind and at
 /// least [`MIN_KEPT_FRAME`] bytes is kept as sent; the other lines are compressed at zstd
@@ -265,7 +274,7 @@ pub fn to_frames(
     data: &[u8],
     lines: &[LineInfo],
     level: i32,
-) -> Result<Vec<Frame>, BodyError> {
+) -> Result<BatchFrames, BodyError> {
     FRAME_BUILDER.with_borrow_mut(|slot| {
         let builder = match slot {
             Some(b) if b.level() == level => b,
@@ -275,6 +284,7 @@ pub fn to_frames(
             Encoding::Zstd => zstd_frames(raw).unwrap_or_default(),
             _ => Vec::new(),
         };
+        let mut kept_lines = 0;
         let mut built = || -> std::io::Result<()> {
             let (mut next, mut u_start) = (0usize, 0usize);
             for bf in &body_frames {
@@ -290,6 +300,7 @@ pub fn to_frames(
                         for l in these {
                             ts.add(Some(l.ts));
                         }
+                        kept_lines += these.len() as u64;
                         builder.push_frame(Frame {
                             kind,
                             data: raw.slice(bf.range.clone()),
@@ -313,7 +324,8 @@ pub fn to_frames(
         };
         let pushed = built();
         let frames = builder.finish();
-        pushed.and(frames).map_err(BodyError::Compress)
+        let frames = pushed.and(frames).map_err(BodyError::Compress)?;
+        Ok(BatchFrames { frames, kept_lines })
     })
 }
 
@@ -503,8 +515,15 @@ mod tests {
             .into();
         let data = decompress(&raw, Encoding::Zstd, 1 << 24).unwrap();
         let lines = validate(&data).unwrap();
-        let frames = to_frames(&raw, Encoding::Zstd, &data, &lines, 1).unwrap();
-        (raw, frames)
+        let built = to_frames(&raw, Encoding::Zstd, &data, &lines, 1).unwrap();
+        let in_kept: u64 = built
+            .frames
+            .iter()
+            .filter(|f| raw.as_ptr_range().contains(&f.data.as_ptr()))
+            .map(|f| f.ts.lines)
+            .sum();
+        assert_eq!(built.kept_lines, in_kept);
+        (raw, built.frames)
     }
 
     fn content(f: &Frame) -> String {
@@ -590,7 +609,9 @@ mod tests {
             let raw = Bytes::from(raw);
             let data = decompress(&raw, encoding, 1 << 24).unwrap();
             let lines = validate(&data).unwrap();
-            let frames = to_frames(&raw, encoding, &data, &lines, 1).unwrap();
+            let built = to_frames(&raw, encoding, &data, &lines, 1).unwrap();
+            assert_eq!(built.kept_lines, 0);
+            let frames = built.frames;
             assert_eq!(frames.len(), 1, "{encoding:?}");
             assert_ne!(frames[0].data, raw);
             assert_eq!(content(&frames[0]), text, "{encoding:?}");

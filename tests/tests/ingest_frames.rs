@@ -1,15 +1,22 @@
 //! Segments are made of the frames agents send: a zstd frame that holds exactly validated
 //! lines of one kind is stored byte for byte; other lines are compressed by the ingest. Open
-//! and sealed segments are read back by queries and by the real `zstd` command.
+//! and sealed segments are read back by queries and by the real `zstd` command, and the
+//! real agent's batches take the kept path.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use logops_e2e::agent::{
+    append_lines, bodies_of, wait_logs, AgentHarness, AgentOptions, FilesGroup, ShipTarget,
+};
 use logops_e2e::client::zstd_frames_body;
 use logops_e2e::events::{now, realistic_line, MetricEvent};
 use logops_e2e::process::list_files;
-use logops_e2e::{wait_for, BatchRequest, Client, IngestHarness, IngestOptions, TenantSpec};
+use logops_e2e::{
+    metric_sum, parse_prometheus, wait_for, BatchRequest, Client, IngestHarness, IngestOptions,
+    TenantSpec,
+};
 
 fn segment_files(h: &IngestHarness, kind: &str, open: bool) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = list_files(&h.store_dir().join("acme").join(kind))
@@ -147,4 +154,60 @@ fn agent_frames_are_stored_as_sent_and_zstd_reads_every_segment() {
     let kept = bodies.iter().filter(|b| contains(&sealed_bytes, b)).count();
     assert!(kept >= 4, "{kept} frames kept as sent in sealed segments");
     assert_eq!(c.query_all(&key, "/v1/logs", &[("limit", "1000")]), all);
+
+    // The ingest counts which events came in frames it kept: batch 1 (100), the first frame
+    // of batch 2 (30) and batches 4 to 13 (10 × 400); the rest it compressed (31 + 40).
+    assert_eq!(frame_events(&h, "kept"), 100.0 + 30.0 + 4000.0);
+    assert_eq!(frame_events(&h, "compressed"), 31.0 + 40.0);
+}
+
+/// `logops_ingest_frame_events_total{tenant="acme",frame}`.
+fn frame_events(h: &IngestHarness, frame: &str) -> f64 {
+    let samples = parse_prometheus(&h.client().get("/metrics").body).expect("Prometheus text");
+    metric_sum(
+        &samples,
+        "logops_ingest_frame_events_total",
+        &[("tenant", "acme"), ("frame", frame)],
+    )
+    .unwrap_or(0.0)
+}
+
+/// The batches the real agent ships from a busy file (full chunks of up to 1,000 lines, one
+/// zstd frame each) are stored as the agent compressed them.
+#[test]
+fn the_real_agents_batches_are_stored_as_sent() {
+    let ingest = IngestHarness::start(IngestOptions::new().tenant(TenantSpec::new("acme")));
+    let key = ingest.tenant("acme").key.clone();
+    let dir = tempfile::Builder::new()
+        .prefix("logops-e2e-frames-")
+        .tempdir()
+        .expect("a temporary directory");
+    let file = dir.path().join("busy.log");
+    let written: Vec<String> = (0..20_000)
+        .map(|i| format!("line {i:06} {}", "x".repeat(150)))
+        .collect();
+    append_lines(&file, &written);
+    let _agent = AgentHarness::start(
+        ShipTarget::of(&ingest, "acme"),
+        AgentOptions::new("busy").files(FilesGroup::new(&[&file])),
+    );
+    let logs = wait_logs(
+        ingest.client(),
+        &key,
+        "the agent's 20,000 lines",
+        Duration::from_secs(60),
+        |l| l.len() >= written.len(),
+    );
+    assert_eq!(bodies_of(&logs, "busy"), written);
+    let (kept, compressed) = (
+        frame_events(&ingest, "kept"),
+        frame_events(&ingest, "compressed"),
+    );
+    assert_eq!(kept + compressed, written.len() as f64);
+    eprintln!("{kept} lines in kept frames, {compressed} compressed by the ingest");
+    assert!(
+        kept >= 0.9 * written.len() as f64,
+        "only {kept} of {} lines came in frames the ingest could keep",
+        written.len()
+    );
 }

@@ -16,13 +16,13 @@ use tracing::Instrument;
 
 use super::{ApiError, App, AppState};
 use crate::auth::{Caller, Scope};
-use crate::batch::{decompress, decompressed_bound, to_frames, validate, BodyError};
+use crate::batch::{decompress, decompressed_bound, to_frames, validate, BatchFrames, BodyError};
 use crate::limits::retry_after_secs;
-use crate::metrics::{LimitLabels, OutcomeLabels, TenantLabels};
+use crate::metrics::{FrameLabels, LimitLabels, OutcomeLabels, TenantLabels};
 use logops_common::batch::{check_agent_id, Encoding, AGENT_HEADER, BATCH_HEADER};
 use logops_common::sign::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use logops_common::BatchId;
-use logops_store::{Frame, SubmitError, WriteBatch, WriteOutcome};
+use logops_store::{SubmitError, WriteBatch, WriteOutcome};
 
 const ROUTE: &str = "/v1/batch";
 
@@ -275,7 +275,7 @@ async fn handle(
     // Decompress (never past the reservation), validate, and make the store's frames (the
     // body's own where they hold exactly the validated lines).
     let level = app.config.store.compression_level;
-    let work = move || -> Result<(Vec<Frame>, u64, u64), BodyError> {
+    let work = move || -> Result<(BatchFrames, u64, u64), BodyError> {
         let data = decompress(&raw, encoding, reserve)?;
         let lines = validate(&data)?;
         let frames = to_frames(&raw, encoding, &data, &lines, level)?;
@@ -292,7 +292,7 @@ async fn handle(
     } else {
         work()
     };
-    let (frames, events, decompressed) = checked.map_err(|e| {
+    let (built, events, decompressed) = checked.map_err(|e| {
         let (status, code) = match &e {
             BodyError::TooLarge { .. } | BodyError::Unaddressable => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "decompressed_too_large")
@@ -348,10 +348,11 @@ async fn handle(
     }
 
     // Store durably (group commit) and answer.
+    let kept_lines = built.kept_lines;
     let batch = WriteBatch {
         tenant: tenant.clone(),
         id: id.clone(),
-        frames,
+        frames: built.frames,
     };
     let receiver = app.store.submit(batch).map_err(|e| {
         count_rejected(app, &tenant, "store_busy", events, sent_bytes);
@@ -408,6 +409,15 @@ async fn handle(
             };
             app.metrics.events.get_or_create(&labels).inc_by(events);
             app.metrics.bytes.get_or_create(&labels).inc_by(sent_bytes);
+            for (frame, n) in [("kept", kept_lines), ("compressed", events - kept_lines)] {
+                app.metrics
+                    .frame_events
+                    .get_or_create(&FrameLabels {
+                        tenant: tenant.to_string(),
+                        frame,
+                    })
+                    .inc_by(n);
+            }
             tracing::debug!(batch = %id, tenant = %tenant, events, "batch stored");
             Ok((StatusCode::OK, Json(json!({ "stored": true, "duplicate": false, "batch": id.to_string(), "events": events }))).into_response())
         }

@@ -209,7 +209,7 @@ fn run() -> anyhow::Result<()> {
             || {
                 for ((b, body), lines) in pool.iter().zip(&bodies).zip(&lines) {
                     let raw = b.data.into();
-                    frames.push(to_frames(&raw, Encoding::Zstd, body, lines, 1)?);
+                    frames.push(to_frames(&raw, Encoding::Zstd, body, lines, 1)?.frames);
                 }
                 Ok(())
             },
