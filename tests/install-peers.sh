@@ -27,6 +27,8 @@
 #   rpm                        tests/tests/packaging.rs (rpmbuild for packaging/build.sh; rpm --root)
 #   binutils                   packaging/build.sh (objdump: a .deb's library dependencies)
 #   prometheus                 tests/tests/packaging.rs (promtool: packaging/prometheus alert rules)
+#   zstd                       tests/tests/ingest_frames.rs (the `zstd` command reads the store's
+#                              segments, open and sealed, as an operator would)
 #   rsyslog                    tests/tests/syslog.rs (rsyslogd forwarding to the agent, octet-counted TCP
 #                              and UDP) and tests/src/bin/syslog-bench.rs (the receiver measured beside ours)
 #   bsdutils                   tests/tests/syslog.rs (util-linux `logger`: RFC 3164/5424 over UDP, TCP,
@@ -91,6 +93,7 @@ PACKAGES=(
     libcap2
     libssl3
     libsystemd0
+    zstd
 )
 SYSLOG_NG=/opt/logops-tests/syslog-ng
 NTC_VENV=/opt/logops-tests/ntc-venv

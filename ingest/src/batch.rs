@@ -1,11 +1,28 @@
-//! Turning a request body into a validated batch: bounded decompression, then every line
-//! parsed as a wire-format v1 event.
+//! Turning a request body into a validated batch: bounded decompression, every line parsed
+//! as a wire-format v1 event, then the lines as the store's frames (the body's own zstd
+//! frames wherever they hold exactly validated lines of one kind).
 
+use std::cell::RefCell;
 use std::io::Read;
+use std::ops::Range;
 
+use axum::body::Bytes;
 use logops_common::batch::Encoding;
-use logops_common::{check_line, LineError};
-use logops_store::LineInfo;
+use logops_common::{check_line, Kind, LineError};
+use logops_store::{Frame, FrameBuilder, LineStats};
+
+/// One event's line in a decompressed body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineInfo {
+    /// The event's kind.
+    pub kind: Kind,
+    /// The event's timestamp, nanoseconds since the Unix epoch.
+    pub ts: i64,
+    /// The first byte of the line.
+    pub start: u32,
+    /// One past the last byte of the line, trailing whitespace and `\n` excluded.
+    pub end: u32,
+}
 
 /// Why a body was refused.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +58,9 @@ pub enum BodyError {
     /// More events than offsets can address (413).
     #[error("a line starts beyond 4 GiB into the body")]
     Unaddressable,
+    /// Compressing lines for the store failed (500).
+    #[error("compressing the batch for the store failed: {0}")]
+    Compress(std::io::Error),
 }
 
 thread_local! {
@@ -76,7 +96,7 @@ pub fn decompress(body: &[u8], encoding: Encoding, limit: usize) -> Result<Vec<u
             // Every frame states its size (agents' bodies do): decompress in one call into
             // exactly that much memory, with a context kept per thread. The decoder fails if
             // a frame holds more or less than it states.
-            if let Some(size) = zstd_stated_size(body) {
+            if let Some(size) = zstd_frames(body).map(|f| stated_total(&f)) {
                 if size > limit as u64 {
                     return Err(BodyError::TooLarge { limit });
                 }
@@ -120,8 +140,8 @@ pub fn decompressed_bound(
 ) -> Result<usize, BodyError> {
     let bound = match encoding {
         Encoding::Identity => body.len(),
-        Encoding::Zstd => zstd_stated_size(body)
-            .unwrap_or(limit as u64)
+        Encoding::Zstd => zstd_frames(body)
+            .map_or(limit as u64, |f| stated_total(&f))
             .min(u64::MAX >> 1) as usize,
         Encoding::Gzip => limit,
     };
@@ -131,16 +151,40 @@ pub fn decompressed_bound(
     Ok(bound)
 }
 
-/// Sum of the content sizes the frames of a zstd body state, if every frame states one.
-fn zstd_stated_size(mut body: &[u8]) -> Option<u64> {
-    let mut total = 0u64;
-    while !body.is_empty() {
-        let size = zstd::zstd_safe::get_frame_content_size(body).ok()??;
-        let len = zstd::zstd_safe::find_frame_compressed_size(body).ok()?;
-        total = total.saturating_add(size);
-        body = body.get(len..)?;
+/// One zstd frame of a body: where it is and the content size its header states.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyFrame {
+    /// Its bytes in the body.
+    pub range: Range<usize>,
+    /// The content size it states.
+    pub size: u64,
+}
+
+/// The frames of a zstd body, if every one of them states its content size (from the frame
+/// headers alone; the decoder checks each stated size against the content).
+pub fn zstd_frames(body: &[u8]) -> Option<Vec<BodyFrame>> {
+    let mut frames = Vec::new();
+    let mut at = 0;
+    while at < body.len() {
+        let rest = &body[at..];
+        let size = zstd::zstd_safe::get_frame_content_size(rest).ok()??;
+        let len = zstd::zstd_safe::find_frame_compressed_size(rest).ok()?;
+        if len == 0 || len > rest.len() {
+            return None;
+        }
+        frames.push(BodyFrame {
+            range: at..at + len,
+            size,
+        });
+        at += len;
     }
-    Some(total)
+    Some(frames)
+}
+
+fn stated_total(frames: &[BodyFrame]) -> u64 {
+    frames
+        .iter()
+        .fold(0u64, |total, f| total.saturating_add(f.size))
 }
 
 /// Parses every line of a decompressed body. Blank lines are skipped; any invalid line
@@ -182,6 +226,107 @@ pub fn validate(data: &[u8]) -> Result<Vec<LineInfo>, BodyError> {
         return Err(BodyError::Empty);
     }
     Ok(lines)
+}
+
+/// A body frame smaller than this is compressed again with its neighbours rather than kept:
+/// a segment of tiny frames compresses worse and has a bigger index.
+pub const MIN_KEPT_FRAME: u64 = 4 << 10;
+
+thread_local! {
+    /// A frame builder (with its zstd context) per thread, reused from batch to batch.
+    static FRAME_BUILDER: RefCell<Option<FrameBuilder>> = const { RefCell::new(None) };
+}
+
+/// Whether the body frame holding `data[span]` holds exactly `lines`: one kind, each line
+/// followed by its `\n` and nothing else (no blank line, no trailing whitespace, no `\r`).
+/// Such a frame is what the store would write for these lines, byte for byte once
+/// decompressed.
+fn holds_exactly(data: &[u8], span: Range<usize>, lines: &[LineInfo]) -> Option<Kind> {
+    let (first, last) = (lines.first()?, lines.last()?);
+    let contiguous = lines
+        .windows(2)
+        .all(|w| w[0].end as usize + 1 == w[1].start as usize);
+    let one_kind = lines.iter().all(|l| l.kind == first.kind);
+    (first.start as usize == span.start
+        && last.end as usize + 1 == span.end
+        && data.get(span.end - 1) == Some(&b'\n')
+        && contiguous
+        && one_kind)
+        .then_some(first.kind)
+}
+
+/// A batch's lines as the store's frames.
+#[derive(Debug, Clone)]
+pub struct BatchFrames {
+    /// The frames, one kind each, in body order per kind.
+    pub frames: Vec<Frame>,
+    /// The lines in frames kept as sent.
+    pub kept_lines: u64,
+}
+
+/// The store's frames for a validated body (`data`, the decompression of `raw`, and its
+/// `lines`): each zstd frame of `raw` that holds exactly validated lines of one kind and at
+/// least [`MIN_KEPT_FRAME`] bytes is kept as sent; the other lines are compressed at zstd
+/// `level`, per kind in body order.
+pub fn to_frames(
+    raw: &Bytes,
+    encoding: Encoding,
+    data: &[u8],
+    lines: &[LineInfo],
+    level: i32,
+) -> Result<BatchFrames, BodyError> {
+    FRAME_BUILDER.with_borrow_mut(|slot| {
+        let builder = match slot {
+            Some(b) if b.level() == level => b,
+            _ => slot.insert(FrameBuilder::new(level).map_err(BodyError::Compress)?),
+        };
+        let body_frames = match encoding {
+            Encoding::Zstd => zstd_frames(raw).unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let mut kept_lines = 0;
+        let mut built = || -> std::io::Result<()> {
+            let (mut next, mut u_start) = (0usize, 0usize);
+            for bf in &body_frames {
+                let u_end = u_start + bf.size as usize;
+                let first = next;
+                while next < lines.len() && (lines[next].start as usize) < u_end {
+                    next += 1;
+                }
+                let these = &lines[first..next];
+                match holds_exactly(data, u_start..u_end, these) {
+                    Some(kind) if bf.size >= MIN_KEPT_FRAME => {
+                        let mut ts = LineStats::default();
+                        for l in these {
+                            ts.add(Some(l.ts));
+                        }
+                        kept_lines += these.len() as u64;
+                        builder.push_frame(Frame {
+                            kind,
+                            data: raw.slice(bf.range.clone()),
+                            u_len: bf.size,
+                            ts,
+                        })?;
+                    }
+                    _ => {
+                        for l in these {
+                            let line = &data[l.start as usize..l.end as usize];
+                            builder.push_line(l.kind, line, l.ts)?;
+                        }
+                    }
+                }
+                u_start = u_end;
+            }
+            for l in &lines[next..] {
+                builder.push_line(l.kind, &data[l.start as usize..l.end as usize], l.ts)?;
+            }
+            Ok(())
+        };
+        let pushed = built();
+        let frames = builder.finish();
+        let frames = pushed.and(frames).map_err(BodyError::Compress)?;
+        Ok(BatchFrames { frames, kept_lines })
+    })
 }
 
 #[cfg(test)]
@@ -341,5 +486,135 @@ mod tests {
     #[test]
     fn empty_is_refused() {
         assert!(matches!(validate(b"\n \n"), Err(BodyError::Empty)));
+    }
+
+    /// `n` log lines (each with `\n`), numbered from `from`.
+    fn logs(from: usize, n: usize) -> String {
+        (from..from + n)
+            .map(|i| {
+                format!(
+                    r#"{{"ts":"2026-11-22T10:00:00.{i:09}Z","kind":"log","host":"h","source":"s","body":"line {i} {}"}}"#,
+                    "x".repeat(60)
+                ) + "\n"
+            })
+            .collect()
+    }
+
+    fn metric(i: usize) -> String {
+        format!(
+            r#"{{"ts":"2026-11-22T10:00:00Z","kind":"metric","host":"h","source":"s","name":"m_{i}","type":"gauge","value":1}}"#
+        ) + "\n"
+    }
+
+    /// The frames `to_frames` makes of a zstd body made of `parts`, one frame each.
+    fn frames_of(parts: &[&str]) -> (Bytes, Vec<Frame>) {
+        let raw: Bytes = parts
+            .iter()
+            .flat_map(|p| zstd::bulk::compress(p.as_bytes(), 3).unwrap())
+            .collect::<Vec<u8>>()
+            .into();
+        let data = decompress(&raw, Encoding::Zstd, 1 << 24).unwrap();
+        let lines = validate(&data).unwrap();
+        let built = to_frames(&raw, Encoding::Zstd, &data, &lines, 1).unwrap();
+        let in_kept: u64 = built
+            .frames
+            .iter()
+            .filter(|f| raw.as_ptr_range().contains(&f.data.as_ptr()))
+            .map(|f| f.ts.lines)
+            .sum();
+        assert_eq!(built.kept_lines, in_kept);
+        (raw, built.frames)
+    }
+
+    fn content(f: &Frame) -> String {
+        String::from_utf8(zstd::bulk::decompress(&f.data, f.u_len as usize).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn frames_holding_exactly_valid_lines_of_one_kind_are_kept_as_sent() {
+        let (a, b) = (logs(0, 100), logs(100, 100));
+        assert!(a.len() as u64 >= MIN_KEPT_FRAME);
+        let (raw, frames) = frames_of(&[&a, &b]);
+        assert_eq!(frames.len(), 2);
+        let first_len = zstd::zstd_safe::find_frame_compressed_size(&raw).unwrap();
+        assert_eq!(frames[0].data, raw.slice(..first_len), "kept byte for byte");
+        assert_eq!(frames[1].data, raw.slice(first_len..));
+        assert_eq!((frames[0].ts.lines, frames[0].u_len), (100, a.len() as u64));
+        assert_eq!(frames[0].ts.min_ts, 1_795_341_600_000_000_000);
+        assert_eq!(frames[0].ts.max_ts, 1_795_341_600_000_000_099);
+        assert_eq!(content(&frames[1]), b);
+    }
+
+    #[test]
+    fn other_lines_are_compressed_anew_per_kind_in_order() {
+        let (a, c) = (logs(0, 100), logs(300, 100));
+        // Mixed kinds, a CRLF line, a blank line, trailing blanks, and a line cut across
+        // two frames: none of these frames can be kept.
+        let mixed = format!("{}{}{}", logs(100, 2), metric(1), logs(102, 2));
+        let crlf = logs(200, 100).replacen('\n', "\r\n", 1);
+        let blank = format!("{}\n{}", logs(400, 1), logs(401, 100));
+        let trailing = logs(500, 100).replacen('\n', " \t\n", 1);
+        let whole = logs(600, 200);
+        let (cut1, cut2) = whole.split_at(whole.len() / 2 + 7);
+        let small = logs(800, 3);
+        let (_, frames) =
+            frames_of(&[&a, &mixed, &crlf, &c, &blank, &trailing, cut1, cut2, &small]);
+        let kinds: Vec<(Kind, String)> = frames.iter().map(|f| (f.kind, content(f))).collect();
+        let strip = |s: &str| {
+            s.replace("\r\n", "\n")
+                .replace(" \t\n", "\n")
+                .replace("\n\n", "\n")
+        };
+        assert_eq!(
+            kinds,
+            [
+                (Kind::Log, a.clone()),
+                (Kind::Log, logs(100, 4) + &strip(&crlf)),
+                (Kind::Log, c.clone()),
+                (
+                    Kind::Log,
+                    strip(&blank) + &strip(&trailing) + &whole + &small
+                ),
+                (Kind::Metric, metric(1)),
+            ]
+        );
+        // Kept and rebuilt frames alike decompress to exactly the stored lines.
+        let all: String = kinds
+            .iter()
+            .filter(|(k, _)| *k == Kind::Log)
+            .map(|(_, s)| s.as_str())
+            .collect();
+        assert_eq!(
+            all.lines().count(),
+            100 + 4 + 100 + 100 + 101 + 100 + 200 + 3
+        );
+    }
+
+    #[test]
+    fn bodies_that_are_not_zstd_frames_with_sizes_are_compressed_anew() {
+        let text = logs(0, 100);
+        let gz = {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut enc, text.as_bytes()).unwrap();
+            enc.finish().unwrap()
+        };
+        let mut streamed = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        streamed.include_contentsize(false).unwrap();
+        std::io::Write::write_all(&mut streamed, text.as_bytes()).unwrap();
+        for (raw, encoding) in [
+            (text.clone().into_bytes(), Encoding::Identity),
+            (gz, Encoding::Gzip),
+            (streamed.finish().unwrap(), Encoding::Zstd),
+        ] {
+            let raw = Bytes::from(raw);
+            let data = decompress(&raw, encoding, 1 << 24).unwrap();
+            let lines = validate(&data).unwrap();
+            let built = to_frames(&raw, encoding, &data, &lines, 1).unwrap();
+            assert_eq!(built.kept_lines, 0);
+            let frames = built.frames;
+            assert_eq!(frames.len(), 1, "{encoding:?}");
+            assert_ne!(frames[0].data, raw);
+            assert_eq!(content(&frames[0]), text, "{encoding:?}");
+        }
     }
 }

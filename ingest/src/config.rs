@@ -212,7 +212,7 @@ impl Default for RetentionConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
-    /// A segment is closed (and compressed) past this size.
+    /// A segment is closed (and indexed) past this much content, uncompressed.
     pub segment_max_bytes: ByteSize,
     /// ... or this age.
     pub segment_max_age: HumanDuration,
@@ -220,7 +220,7 @@ pub struct StoreConfig {
     pub dedupe_window: HumanDuration,
     /// Batches waiting for the writer; when full, new batches get 503 + Retry-After.
     pub queue_capacity: usize,
-    /// zstd level for closed segments.
+    /// zstd level of the lines the ingest compresses itself and of repacked segments.
     pub compression_level: i32,
 }
 

@@ -38,6 +38,16 @@ pub struct TenantLabels {
     pub tenant: String,
 }
 
+/// Labels of stored events by how their frame came to be.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FrameLabels {
+    /// Tenant.
+    pub tenant: String,
+    /// `kept` (the zstd frame the agent sent, stored as it is) or `compressed` (by the
+    /// ingest).
+    pub frame: &'static str,
+}
+
 /// Labels of a rate-limit refusal.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LimitLabels {
@@ -72,6 +82,8 @@ pub struct Metrics {
     pub events: Family<OutcomeLabels, Counter>,
     /// Request body bytes (as sent) by tenant and outcome.
     pub bytes: Family<OutcomeLabels, Counter>,
+    /// Stored events by tenant and by whether their frame was kept as sent.
+    pub frame_events: Family<FrameLabels, Counter>,
     /// Batches answered as duplicates.
     pub duplicates: Family<TenantLabels, Counter>,
     /// Requests refused by a rate limit.
@@ -125,6 +137,12 @@ impl Metrics {
             "request_bytes",
             "Request body bytes as sent, by tenant and outcome",
             bytes.clone(),
+        );
+        let frame_events = Family::<FrameLabels, Counter>::default();
+        registry.register(
+            "frame_events",
+            "Stored events by tenant and frame: kept (the agent's zstd frame, stored as sent) or compressed (by the ingest)",
+            frame_events.clone(),
         );
         let duplicates = Family::<TenantLabels, Counter>::default();
         registry.register(
@@ -180,6 +198,7 @@ impl Metrics {
             request_seconds,
             events,
             bytes,
+            frame_events,
             duplicates,
             rate_limited,
             auth_failures,

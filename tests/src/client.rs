@@ -37,10 +37,11 @@ impl Reply {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    /// The non-empty lines of the body.
+    /// The non-empty lines of the body, split at `\n` only (a `\r` stored in a row stays
+    /// visible).
     pub fn lines(&self) -> Vec<String> {
         self.body
-            .lines()
+            .split('\n')
             .filter(|l| !l.is_empty())
             .map(str::to_owned)
             .collect()
@@ -67,6 +68,22 @@ pub fn compress(data: &[u8], encoding: Encoding) -> Vec<u8> {
             enc.finish().expect("gzip into a Vec")
         }
     }
+}
+
+/// A zstd body of one frame per part (each stating its size), each part's lines ending in
+/// its line end: how an agent sends a batch of several buffered chunks. The ingest keeps a
+/// frame of `\n`-ended lines as it is, and compresses the lines of a `\r\n` one anew.
+pub fn zstd_frames_body(parts: &[(&[String], &str)]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (lines, end) in parts {
+        let mut text = Vec::new();
+        for l in *lines {
+            text.extend_from_slice(l.as_bytes());
+            text.extend_from_slice(end.as_bytes());
+        }
+        body.extend(zstd::bulk::compress(&text, 1).expect("zstd compression of a buffer"));
+    }
+    body
 }
 
 /// A batch request, fully under the test's control.

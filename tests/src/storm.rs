@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use logops_common::batch::Encoding;
 
-use crate::client::{BatchRequest, Client};
+use crate::client::{zstd_frames_body, BatchRequest, Client};
 use crate::events::{body_of, now, parse_stored, realistic_line};
 
 /// A batch that got 200.
@@ -43,7 +43,11 @@ pub struct Storm {
 
 impl Storm {
     /// Starts `agents` threads posting batches of `lines_per_batch` ~200-byte zstd log lines
-    /// with `key`, agent ids `<prefix>-<n>`. `client` makes each thread's client.
+    /// with `key`, agent ids `<prefix>-<n>`. `client` makes each thread's client. Agents
+    /// with an even `n` send each batch as one zstd frame (which the ingest stores as it
+    /// is); odd ones as two frames, half of the lines then the rest with `\r\n` line
+    /// ends (the ingest keeps the first and compresses the lines of the second anew), so
+    /// that both paths are stormed.
     pub fn start(
         client: impl Fn() -> Client,
         key: &str,
@@ -134,7 +138,13 @@ fn agent_loop(
         let lines: Vec<String> = (0..n)
             .map(|i| realistic_line(agent, seq, i, ts, 200))
             .collect();
-        let req = BatchRequest::new(key, agent, seq, &lines, Encoding::Zstd);
+        let req = if agent.ends_with(['1', '3', '5', '7', '9']) {
+            let cut = lines.len() / 2;
+            let body = zstd_frames_body(&[(&lines[..cut], "\n"), (&lines[cut..], "\r\n")]);
+            BatchRequest::raw(Some(key), agent, seq, body, Some(Encoding::Zstd.as_str()))
+        } else {
+            BatchRequest::new(key, agent, seq, &lines, Encoding::Zstd)
+        };
         let started = Instant::now();
         let mut attempts = 0;
         let mut interrupted = false;
@@ -212,7 +222,9 @@ fn verify_stored(c: &Client, key: &str, acked: &[AckedBatch], exact: bool) -> St
         if let Err(e) = parse_stored(r) {
             panic!("stored row {i} is not a valid event ({e}): {r:?}");
         }
-        *counts.entry(body_of(r).expect("a log row")).or_default() += 1;
+        body_of(r).expect("a log row");
+        // The row itself, byte for byte: a stored line is the line as sent.
+        *counts.entry(r.clone()).or_default() += 1;
     }
     let mut acked_lines = 0;
     let mut problems = Vec::new();
@@ -220,7 +232,7 @@ fn verify_stored(c: &Client, key: &str, acked: &[AckedBatch], exact: bool) -> St
         for l in &b.lines {
             acked_lines += 1;
             let body = body_of(l).expect("sent lines are logs");
-            match counts.get(&body).copied().unwrap_or(0) {
+            match counts.get(l).copied().unwrap_or(0) {
                 1 => {}
                 n => problems.push(format!(
                     "{}:{} `{}…` stored {n} times",
@@ -237,8 +249,8 @@ fn verify_stored(c: &Client, key: &str, acked: &[AckedBatch], exact: bool) -> St
         problems.len(),
         &problems[..problems.len().min(20)]
     );
-    if let Some((body, n)) = counts.iter().find(|(_, n)| **n > 1) {
-        panic!("`{body}` is stored {n} times");
+    if let Some((row, n)) = counts.iter().find(|(_, n)| **n > 1) {
+        panic!("`{row}` is stored {n} times");
     }
     if !exact {
         return StoredCheck {

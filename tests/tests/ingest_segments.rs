@@ -1,4 +1,4 @@
-//! Queries across many segments, most of them closed and zstd-compressed: pagination in
+//! Queries across many segments, most of them closed and sealed: pagination in
 //! both orders, time filters that skip segments, the streamed big page, `latest`, and the
 //! same after a restart.
 
@@ -13,7 +13,10 @@ use logops_e2e::{
 fn zst_segments(h: &IngestHarness) -> usize {
     list_files(&h.store_dir())
         .iter()
-        .filter(|(p, _)| p.to_string_lossy().ends_with(".ndjson.zst"))
+        .filter(|(p, _)| {
+            let name = p.to_string_lossy();
+            name.ends_with(".ndjson.zst") && !name.ends_with(".open.ndjson.zst")
+        })
         .count()
 }
 
@@ -74,7 +77,7 @@ fn pagination_and_filters_across_compressed_segments() {
         all.extend(lines);
     }
     wait_for(
-        "closed segments to be compressed",
+        "closed segments to be sealed",
         Duration::from_secs(30),
         Duration::from_millis(100),
         |last| {
@@ -181,7 +184,7 @@ fn latest_and_metrics_across_compressed_segments() {
         all.extend(lines);
     }
     wait_for(
-        "closed segments to be compressed",
+        "closed segments to be sealed",
         Duration::from_secs(30),
         Duration::from_millis(100),
         |last| {

@@ -16,9 +16,9 @@ use tracing::Instrument;
 
 use super::{ApiError, App, AppState};
 use crate::auth::{Caller, Scope};
-use crate::batch::{decompress, decompressed_bound, validate, BodyError};
+use crate::batch::{decompress, decompressed_bound, to_frames, validate, BatchFrames, BodyError};
 use crate::limits::retry_after_secs;
-use crate::metrics::{LimitLabels, OutcomeLabels, TenantLabels};
+use crate::metrics::{FrameLabels, LimitLabels, OutcomeLabels, TenantLabels};
 use logops_common::batch::{check_agent_id, Encoding, AGENT_HEADER, BATCH_HEADER};
 use logops_common::sign::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use logops_common::BatchId;
@@ -272,11 +272,14 @@ async fn handle(
         .retry_after(1)
     })?;
 
-    // Decompress (never past the reservation) and validate.
-    let work = move || -> Result<(Vec<u8>, Vec<logops_store::LineInfo>), BodyError> {
+    // Decompress (never past the reservation), validate, and make the store's frames (the
+    // body's own where they hold exactly the validated lines).
+    let level = app.config.store.compression_level;
+    let work = move || -> Result<(BatchFrames, u64, u64), BodyError> {
         let data = decompress(&raw, encoding, reserve)?;
         let lines = validate(&data)?;
-        Ok((data, lines))
+        let frames = to_frames(&raw, encoding, &data, &lines, level)?;
+        Ok((frames, lines.len() as u64, data.len() as u64))
     };
     let checked = if sent_bytes as usize > INLINE_BODY_LIMIT {
         tokio::task::spawn_blocking(work).await.map_err(|e| {
@@ -289,7 +292,7 @@ async fn handle(
     } else {
         work()
     };
-    let (data, lines) = checked.map_err(|e| {
+    let (built, events, decompressed) = checked.map_err(|e| {
         let (status, code) = match &e {
             BodyError::TooLarge { .. } | BodyError::Unaddressable => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "decompressed_too_large")
@@ -299,6 +302,7 @@ async fn handle(
             }
             BodyError::Corrupt { .. } => (StatusCode::BAD_REQUEST, "corrupt_body"),
             BodyError::Empty => (StatusCode::BAD_REQUEST, "empty_batch"),
+            BodyError::Compress(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         count_rejected(app, &tenant, code, 0, sent_bytes);
         let mut err = ApiError::new(status, code, e.to_string());
@@ -317,12 +321,11 @@ async fn handle(
         }
         err
     })?;
-    let events = lines.len() as u64;
     stages.checked = Some(Instant::now());
     stages.events = events;
 
     // Rate limits, charged only for batches that will be written.
-    if let Err(limited) = app.limiters[caller.tenant_index].try_take(events, data.len() as u64) {
+    if let Err(limited) = app.limiters[caller.tenant_index].try_take(events, decompressed) {
         app.metrics
             .rate_limited
             .get_or_create(&LimitLabels {
@@ -345,11 +348,11 @@ async fn handle(
     }
 
     // Store durably (group commit) and answer.
+    let kept_lines = built.kept_lines;
     let batch = WriteBatch {
         tenant: tenant.clone(),
         id: id.clone(),
-        data,
-        lines,
+        frames: built.frames,
     };
     let receiver = app.store.submit(batch).map_err(|e| {
         count_rejected(app, &tenant, "store_busy", events, sent_bytes);
@@ -406,6 +409,15 @@ async fn handle(
             };
             app.metrics.events.get_or_create(&labels).inc_by(events);
             app.metrics.bytes.get_or_create(&labels).inc_by(sent_bytes);
+            for (frame, n) in [("kept", kept_lines), ("compressed", events - kept_lines)] {
+                app.metrics
+                    .frame_events
+                    .get_or_create(&FrameLabels {
+                        tenant: tenant.to_string(),
+                        frame,
+                    })
+                    .inc_by(n);
+            }
             tracing::debug!(batch = %id, tenant = %tenant, events, "batch stored");
             Ok((StatusCode::OK, Json(json!({ "stored": true, "duplicate": false, "batch": id.to_string(), "events": events }))).into_response())
         }

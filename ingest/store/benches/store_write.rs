@@ -1,8 +1,8 @@
 //! Write throughput of the store: `cargo bench -p logops-store --bench store_write`.
 //!
-//! 8 threads submit 2,000 batches of 1,000 ~250-byte log lines in all (each thread keeps up
-//! to 32 batches in flight) to a store in a temporary directory, then the figures are
-//! printed. Environment: `STORE_BENCH_DIR` (a directory on the disk to measure; default the
+//! 8 threads submit 2,000 batches of 1,000 ~250-byte log lines in all, each batch one zstd
+//! frame as agents send it (each thread keeps up to 32 batches in flight), to a store in a
+//! temporary directory, then the figures are printed. Environment: `STORE_BENCH_DIR` (a directory on the disk to measure; default the
 //! system temp dir), `STORE_BENCH_BATCHES`, `STORE_BENCH_THREADS`.
 
 use std::collections::VecDeque;
@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use logops_common::{BatchId, Kind, Timestamp};
-use logops_store::{LineInfo, OutcomeReceiver, Store, StoreOptions, WriteBatch, WriteOutcome};
+use logops_store::{
+    Frame, FrameBuilder, OutcomeReceiver, Store, StoreOptions, WriteBatch, WriteOutcome,
+};
 
 const LINES_PER_BATCH: usize = 1_000;
 const IN_FLIGHT: usize = 32;
@@ -24,13 +26,13 @@ fn env_or(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// A batch body of `LINES_PER_BATCH` log lines of about 250 bytes, and its line table.
-fn body(thread: usize, seq: u64) -> (Vec<u8>, Vec<LineInfo>) {
-    let mut data = Vec::with_capacity(LINES_PER_BATCH * 256);
-    let mut lines = Vec::with_capacity(LINES_PER_BATCH);
+/// A batch of `LINES_PER_BATCH` log lines of about 250 bytes as one frame, and the bytes
+/// of its lines.
+fn body(thread: usize, seq: u64) -> (Vec<Frame>, usize) {
+    let mut frames = FrameBuilder::new(1).expect("zstd");
+    let mut bytes = 0;
     for i in 0..LINES_PER_BATCH {
         let ts = T0 + (seq as i64 * LINES_PER_BATCH as i64 + i as i64) * 1_000_000;
-        let start = data.len() as u32;
         let line = format!(
             r#"{{"ts":"{}","kind":"log","severity":"info","attrs":{{"host":"web-{thread:02}","svc":"api"}},"body":"GET /api/v1/items/{} 200 {}us user={} trace={:016x}"}}"#,
             Timestamp::from_nanos(ts.into()),
@@ -45,16 +47,12 @@ fn body(thread: usize, seq: u64) -> (Vec<u8>, Vec<LineInfo>) {
             &format!(r#""pad":"{}","body":""#, "-".repeat(pad)),
             1,
         );
-        data.extend_from_slice(line.as_bytes());
-        lines.push(LineInfo {
-            kind: Kind::Log,
-            ts,
-            start,
-            end: data.len() as u32,
-        });
-        data.push(b'\n');
+        bytes += line.len() + 1;
+        frames
+            .push_line(Kind::Log, line.as_bytes(), ts)
+            .expect("zstd");
     }
-    (data, lines)
+    (frames.finish().expect("zstd"), bytes)
 }
 
 fn main() {
@@ -77,15 +75,11 @@ fn main() {
 
     // Bodies are built before the clock starts; each batch clones its thread's template.
     let templates: Vec<_> = (0..threads).map(|t| body(t, t as u64)).collect();
-    let line_bytes: usize = templates[0]
-        .1
-        .iter()
-        .map(|l| (l.end - l.start) as usize + 1)
-        .sum();
+    let line_bytes = templates[0].1;
 
     let started = Instant::now();
     std::thread::scope(|s| {
-        for (t, (data, lines)) in templates.iter().enumerate() {
+        for (t, (frames, _)) in templates.iter().enumerate() {
             let store = store.clone();
             let count = batches / threads + usize::from(t < batches % threads);
             s.spawn(move || {
@@ -98,8 +92,7 @@ fn main() {
                     let batch = WriteBatch {
                         tenant: "bench".into(),
                         id: BatchId::new(agent.clone(), seq),
-                        data: data.clone(),
-                        lines: lines.clone(),
+                        frames: frames.clone(),
                     };
                     pending.push_back(store.submit(batch).expect("queue has room"));
                 }
@@ -144,9 +137,9 @@ fn main() {
         fsync_nanos.load(Ordering::Relaxed) as f64 / fsync_count as f64 / 1e6
     );
     println!(
-        "  segments         {} ({} compressed), {:.0} MiB on disk",
+        "  segments         {} ({} sealed), {:.0} MiB on disk",
         stats.segments,
-        stats.compressed_segments,
+        stats.sealed_segments,
         stats.bytes_on_disk as f64 / (1 << 20) as f64
     );
 }

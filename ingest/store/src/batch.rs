@@ -1,35 +1,21 @@
-//! What the ingest hands the store: a batch of NDJSON lines and its id.
+//! What the ingest hands the store: a batch's frames and its id.
 
 use std::sync::Arc;
 
-use logops_common::{BatchId, Kind};
+use logops_common::BatchId;
 
+use crate::frame::Frame;
 use crate::segment::valid_tenant;
 
-/// One batch to store: the decompressed NDJSON body and where each event's line is in it.
+/// One batch to store: its lines as frames (see [`Frame`]), in body order per kind.
 #[derive(Debug, Clone)]
 pub struct WriteBatch {
     /// The tenant, `[a-z0-9_-]{1,64}` (it names a directory; anything else is rejected).
     pub tenant: Arc<str>,
     /// The batch id; stored ids are remembered for at least `StoreOptions::dedupe_window`.
     pub id: BatchId,
-    /// The decompressed NDJSON body.
-    pub data: Vec<u8>,
-    /// One entry per event, in body order.
-    pub lines: Vec<LineInfo>,
-}
-
-/// One event's line in [`WriteBatch::data`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LineInfo {
-    /// The event's kind: it selects the segment the line goes to.
-    pub kind: Kind,
-    /// The event's timestamp, nanoseconds since the Unix epoch (for time pruning).
-    pub ts: i64,
-    /// The first byte of the line in `data`.
-    pub start: u32,
-    /// One past the last byte of the line in `data`, excluding the `\n`.
-    pub end: u32,
+    /// The lines, as frames of one kind each (a [`crate::FrameBuilder`] makes them).
+    pub frames: Vec<Frame>,
 }
 
 /// What became of a batch.
@@ -45,8 +31,18 @@ pub enum WriteOutcome {
 const MAX_AGENT_LEN: usize = 1024;
 
 impl WriteBatch {
-    /// Checks the contract the writer relies on: a valid tenant and agent id, and lines that
-    /// are non-empty byte ranges of `data` without a `\n` inside.
+    /// The bytes its frames take.
+    pub fn compressed_len(&self) -> usize {
+        self.frames.iter().map(|f| f.data.len()).sum()
+    }
+
+    /// The lines it holds.
+    pub fn lines(&self) -> u64 {
+        self.frames.iter().map(|f| f.ts.lines).sum()
+    }
+
+    /// Checks the contract the writer relies on: a valid tenant and agent id, and frames
+    /// that are what they say as far as their headers show (see [`Frame`]).
     pub(crate) fn validate(&self) -> Result<(), String> {
         if !valid_tenant(&self.tenant) {
             return Err(format!(
@@ -60,17 +56,8 @@ impl WriteBatch {
                 self.id.agent.len()
             ));
         }
-        for (i, line) in self.lines.iter().enumerate() {
-            let (start, end) = (line.start as usize, line.end as usize);
-            if start >= end || end > self.data.len() {
-                return Err(format!(
-                    "line {i} has the byte range {start}..{end}, which is empty or outside the {}-byte body",
-                    self.data.len()
-                ));
-            }
-            if memchr::memchr(b'\n', &self.data[start..end]).is_some() {
-                return Err(format!("line {i} ({start}..{end}) contains a newline"));
-            }
+        for (i, frame) in self.frames.iter().enumerate() {
+            frame.check().map_err(|e| format!("frame {i}: {e}"))?;
         }
         Ok(())
     }
@@ -79,44 +66,36 @@ impl WriteBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::FrameBuilder;
+    use logops_common::Kind;
 
-    fn batch(tenant: &str, data: &[u8], lines: &[(u32, u32)]) -> WriteBatch {
+    fn batch(tenant: &str, lines: &[&str]) -> WriteBatch {
+        let mut b = FrameBuilder::new(1).unwrap();
+        for line in lines {
+            b.push_line(Kind::Log, line.as_bytes(), 0).unwrap();
+        }
         WriteBatch {
             tenant: tenant.into(),
             id: BatchId::new("agent", 1),
-            data: data.to_vec(),
-            lines: lines
-                .iter()
-                .map(|&(start, end)| LineInfo {
-                    kind: Kind::Log,
-                    ts: 0,
-                    start,
-                    end,
-                })
-                .collect(),
+            frames: b.finish().unwrap(),
         }
     }
 
     #[test]
     fn validation_catches_what_would_corrupt_a_segment() {
-        assert!(batch("t1", b"ab\ncd\n", &[(0, 2), (3, 5)])
-            .validate()
-            .is_ok());
-        assert!(batch("../x", b"ab", &[(0, 2)])
+        let ok = batch("t1", &["ab", "cd"]);
+        assert!(ok.validate().is_ok());
+        assert_eq!((ok.lines(), ok.frames.len()), (2, 1));
+        assert!(batch("../x", &["ab"])
             .validate()
             .unwrap_err()
             .contains("tenant"));
-        assert!(batch("t1", b"ab\ncd", &[(0, 5)])
-            .validate()
-            .unwrap_err()
-            .contains("newline"));
-        assert!(batch("t1", b"ab", &[(0, 3)])
-            .validate()
-            .unwrap_err()
-            .contains("outside"));
-        assert!(batch("t1", b"ab", &[(1, 1)])
-            .validate()
-            .unwrap_err()
-            .contains("empty"));
+        let mut lying = batch("t1", &["ab", "cd"]);
+        lying.frames[0].u_len += 1;
+        assert!(lying.validate().unwrap_err().starts_with("frame 0: "));
+        let mut cut = batch("t1", &["ab"]);
+        let data = cut.frames[0].data.slice(..cut.frames[0].data.len() - 1);
+        cut.frames[0].data = data;
+        assert!(cut.validate().is_err());
     }
 }

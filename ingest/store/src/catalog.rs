@@ -8,7 +8,7 @@ use logops_common::Kind;
 use crate::segment::{SegmentMeta, StreamKey};
 
 /// Every segment of the store. Shared behind a mutex by the writer (commits, rotation), the
-/// compressor, retention and scans (which copy what they need and let go).
+/// sealer, retention and scans (which copy what they need and let go).
 #[derive(Debug, Default)]
 pub(crate) struct Catalog {
     streams: HashMap<Arc<str>, BTreeMap<Kind, BTreeMap<u64, SegmentMeta>>>,
@@ -90,13 +90,13 @@ mod tests {
             kind,
             path: PathBuf::from(format!("{seq}")),
             closed,
-            compressed: false,
+            sealed: false,
             bytes_on_disk: 10,
             committed_len: 10,
             ts: LineStats::default(),
             created_ms: 0,
             last_write_ms: 0,
-            frames: None,
+            frames: Default::default(),
             readers: Default::default(),
         }
     }

@@ -47,6 +47,17 @@ pub enum StoreError {
         /// What is wrong with it.
         what: String,
     },
+    /// A file in the store directory is in a format this version does not read.
+    #[error(
+        "{} is {what}, written by a development version of logops-ingest whose segment format this version does not read; move it out of the store directory",
+        path.display()
+    )]
+    OldFormat {
+        /// The file.
+        path: PathBuf,
+        /// What it is.
+        what: &'static str,
+    },
     /// A batch handed to `submit` breaks the `WriteBatch` contract.
     #[error("batch {id} of tenant `{tenant}` is invalid: {reason}")]
     InvalidBatch {

@@ -1,13 +1,15 @@
 //! The embedded, durable store behind `logops-ingest`.
 //!
-//! Batches of NDJSON events go to [`Store::submit`]; a single writer thread appends their
-//! lines to one active segment per (tenant, kind) and commits them in groups: every batch
-//! queued while a commit is in progress joins the next group, which costs one `fdatasync`
-//! per touched segment plus one of the commit log, all at the same time. A batch is answered
-//! [`WriteOutcome::Stored`] only once all are done, and [`WriteOutcome::Duplicate`] if its
-//! id was stored before (ids are remembered on disk for at least the dedupe window).
-//! [`Store::scan`] reads committed lines only. Closed segments are compressed by a
-//! background thread and deleted by retention.
+//! Batches of NDJSON events go to [`Store::submit`] as zstd [`Frame`]s of whole lines of one
+//! kind (the frames agents sent when they hold exactly the validated lines, others made by a
+//! [`FrameBuilder`]); a single writer thread appends them as they are to one active segment
+//! per (tenant, kind) and commits them in groups: every batch queued while a commit is in
+//! progress joins the next group, which costs one `fdatasync` per touched segment plus one
+//! of the commit log, all at the same time. A batch is answered [`WriteOutcome::Stored`]
+//! only once all are done, and [`WriteOutcome::Duplicate`] if its id was stored before (ids
+//! are remembered on disk for at least the dedupe window). [`Store::scan`] reads committed
+//! lines only. Closed segments get their index from a background thread (small frames are
+//! merged then) and are deleted by retention.
 //!
 //! # On-disk layout
 //!
@@ -15,48 +17,51 @@
 //! <dir>/LOCK                          exclusive lock (File::try_lock): one process per dir
 //! <dir>/commits.log                   append-only commit log, one record per group commit
 //! <dir>/commits.snapshot              compacted commit log (live dedupe ranges, segments)
-//! <dir>/<tenant>/<kind>/<seq:020>.ndjson       active, or closed awaiting compression
-//! <dir>/<tenant>/<kind>/<seq:020>.ndjson.zst   closed and compressed
+//! <dir>/<tenant>/<kind>/<seq:020>.open.ndjson.zst   active, or closed awaiting its index
+//! <dir>/<tenant>/<kind>/<seq:020>.ndjson.zst        closed and sealed (indexed)
 //! ```
 //!
 //! * **Segments.** `seq` is one store-wide, increasing `u64` (at open: one more than the
-//!   largest seq on disk or in the commit state). Each line is an event's original NDJSON
-//!   bytes followed by `\n`. Creating a segment file fsyncs its directory (and each parent
-//!   directory created for it). An active segment is closed when it reaches
-//!   `segment_max_bytes` (checked at group boundaries; a batch is never split) or
-//!   `segment_max_age` (also checked by a timer, so quiet streams close too).
+//!   largest seq on disk or in the commit state). A segment is zstd frames of whole lines,
+//!   each line an event's original NDJSON bytes followed by `\n`, with a group header (a
+//!   skippable frame) before each group's frames, see `format.rs`: `zstd -d` reads any
+//!   segment. Creating a segment file fsyncs its directory (and each parent directory
+//!   created for it). An active segment is closed when its content reaches
+//!   `segment_max_bytes` (uncompressed; checked at group boundaries; a batch is never
+//!   split) or `segment_max_age` (also checked by a timer, so quiet streams close too).
 //! * **`commits.log`.** Records `u32 length | u32 CRC-32 | payload`; a *group* record holds
 //!   the Unix ms, the (tenant, agent, seq) of each batch stored and (segment seq, committed
-//!   length, and the start and CRC-32 of the bytes the group added) of each segment written;
+//!   length in the file, and the start and CRC-32 of the bytes the group added) of each
+//!   segment written;
 //!   a *close* record marks a rotated segment. A torn or corrupt tail is cut at open, and so
 //!   is a last group record whose segment bytes did not reach the disk (it is fdatasync'd
 //!   together with them). See `commit_log.rs`.
 //! * **`commits.snapshot`.** When the log exceeds `commit_log_max_bytes` (64 MiB) and at
 //!   clean shutdown, the live dedupe ranges (expired ones dropped), the commit state of
-//!   every uncompressed segment and the next seq are written to `commits.snapshot.tmp`,
+//!   every unsealed segment and the next seq are written to `commits.snapshot.tmp`,
 //!   fsync'd, renamed over `commits.snapshot`, the directory fsync'd, and the log emptied.
 //!   Recovery loads the snapshot then replays the log; replay is idempotent (committed
 //!   lengths only grow, ids merge into ranges). See `snapshot.rs`.
-//! * **`.ndjson.zst`.** Independent zstd frames of whole lines (~1 MiB uncompressed each),
-//!   then a zstd skippable frame (magic `0x184D2A5E`) with the index: per frame (compressed
-//!   offset and length, uncompressed offset and length, lines, min/max ts) and segment
-//!   totals (lines, min/max ts, uncompressed length, first and last commit time). Plain
-//!   `zstd -d` yields the original NDJSON. Written as `.zst.tmp`, fsync'd, renamed, the
-//!   directory fsync'd, then the `.ndjson` is deleted. See `compress.rs`.
+//! * **Sealing.** A closed segment gets the index appended (a skippable frame: per frame
+//!   compressed offset and length, uncompressed offset and length, lines, min/max ts, and
+//!   segment totals), is fdatasync'd and renamed to `.ndjson.zst`, the directory fsync'd.
+//!   When its frames average less than 64 KiB they are merged into ~1 MiB frames instead,
+//!   written as `.ndjson.zst.tmp`, fsync'd, renamed, the directory fsync'd, then the open
+//!   file is deleted. See `sealer.rs`.
 //!
 //! # Recovery (at open, after a crash at any instant)
 //!
 //! Leftover `.tmp` files are removed. The last group record is dropped if the CRCs of the
-//! segment bytes it covers do not match (none of its batches was acknowledged). Every
-//! `.ndjson` is cut back to its last committed
-//! length (one with no commit record is removed), so no torn line and no uncommitted batch
-//! becomes visible; a `.ndjson` whose `.zst` exists is removed; closed `.ndjson` segments
-//! are compressed again. Every batch whose commit record was fsync'd is in the store and in
-//! the dedupe set.
+//! segment bytes it covers do not match (none of its batches was acknowledged). Every open
+//! segment is cut back to its last committed length (one with no commit record is removed)
+//! and its frames are read from its group headers, so no torn frame and no uncommitted
+//! batch becomes visible; an open segment whose `.ndjson.zst` exists is removed; closed
+//! open segments are sealed again. Every batch whose commit record was fsync'd is in the
+//! store and in the dedupe set.
 //!
 //! # Retention
 //!
-//! Every `retention_interval` and after each rotation or compression: closed segments whose
+//! Every `retention_interval` and after each rotation or sealing: closed segments whose
 //! last write is older than `retention_max_age` are deleted, then, while the store takes
 //! more than `retention_max_bytes`, the closed segment with the lowest seq. Active segments
 //! are never deleted.
@@ -67,17 +72,18 @@ mod batch;
 mod catalog;
 mod codec;
 mod commit_log;
-mod compress;
-mod compressor;
 mod dedupe;
 mod dirlock;
 mod error;
+mod format;
+mod frame;
 mod fsutil;
 mod options;
 mod position;
 mod recovery;
 mod retention;
 mod scan;
+mod sealer;
 mod segment;
 mod shared;
 mod snapshot;
@@ -97,15 +103,19 @@ use logops_common::BatchId;
 use tokio::sync::oneshot;
 use tracing::{error, info};
 
-pub use batch::{LineInfo, WriteBatch, WriteOutcome};
+pub use batch::{WriteBatch, WriteOutcome};
+/// The type of [`Frame::data`] (the `bytes` crate's, which HTTP servers hand out).
+pub use bytes::Bytes;
 pub use error::{StoreError, SubmitError};
+pub use frame::{Frame, FrameBuilder, FRAME_TARGET};
 pub use options::{FsyncObserver, StoreOptions};
 pub use position::{ParsePositionError, Position};
 pub use scan::{Order, ScanRange};
+pub use segment::LineStats;
 pub use stats::{StoreStats, StreamStats};
 
-use compressor::CompressMsg;
 use retention::RetentionMsg;
+use sealer::SealMsg;
 use shared::{lock, Shared};
 use writer::{Job, Writer};
 
@@ -122,9 +132,9 @@ pub struct Store {
 /// The store's threads and the senders that drive them.
 struct Threads {
     writer: Option<JoinHandle<()>>,
-    compressor: Option<JoinHandle<()>>,
+    sealer: Option<JoinHandle<()>>,
     retention: Option<JoinHandle<()>>,
-    compress_tx: Sender<CompressMsg>,
+    seal_tx: Sender<SealMsg>,
     retention_tx: Sender<RetentionMsg>,
     stop: Arc<AtomicBool>,
 }
@@ -139,9 +149,9 @@ impl Threads {
         }
         self.stop.store(true, Ordering::Relaxed);
         // Sending fails only if the thread is already gone.
-        let _ = self.compress_tx.send(CompressMsg::Stop);
+        let _ = self.seal_tx.send(SealMsg::Stop);
         let _ = self.retention_tx.send(RetentionMsg::Stop);
-        for handle in [self.compressor.take(), self.retention.take()]
+        for handle in [self.sealer.take(), self.retention.take()]
             .into_iter()
             .flatten()
         {
@@ -195,16 +205,16 @@ fn spawn(
         })
 }
 
-/// Background compression yields the CPU to the writer and the request handlers: measured
-/// with the ingest's load generator, compressing a closed 64 MiB segment at normal priority
-/// showed up as acknowledgement latency spikes on a 2-core machine.
+/// Background sealing (repacking small frames) yields the CPU to the writer and the request
+/// handlers: measured with the ingest's load generator, compressing a closed 64 MiB segment
+/// at normal priority showed up as acknowledgement latency spikes on a 2-core machine.
 fn lower_priority() {
     // SAFETY: setpriority on the calling thread (who = 0 with PRIO_PROCESS means the calling
     // thread on Linux); a failure only leaves the priority unchanged.
     let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
     if rc != 0 {
         tracing::debug!(
-            "could not lower the compressor's priority: {}",
+            "could not lower the sealer's priority: {}",
             std::io::Error::last_os_error()
         );
     }
@@ -212,7 +222,7 @@ fn lower_priority() {
 
 impl Store {
     /// Opens (or creates) the store in `opts.dir`: takes the directory lock, recovers (see
-    /// the crate documentation) and starts the writer, compressor and retention threads.
+    /// the crate documentation) and starts the writer, sealer and retention threads.
     pub fn open(opts: StoreOptions) -> Result<Store, StoreError> {
         let dir_lock = dirlock::acquire(&opts.dir)?;
         let recovered = recovery::recover(&opts.dir)?;
@@ -226,24 +236,24 @@ impl Store {
             opts,
         });
         let (job_tx, job_rx) = mpsc::sync_channel(shared.opts.queue_capacity.max(1));
-        let (compress_tx, compress_rx) = mpsc::channel();
+        let (seal_tx, seal_rx) = mpsc::channel();
         let (retention_tx, retention_rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Threads {
             writer: None,
-            compressor: None,
+            sealer: None,
             retention: None,
-            compress_tx: compress_tx.clone(),
+            seal_tx: seal_tx.clone(),
             retention_tx: retention_tx.clone(),
             stop: stop.clone(),
         };
 
         let (s, r) = (shared.clone(), retention_tx.clone());
-        match spawn("compressor", move || {
+        match spawn("sealer", move || {
             lower_priority();
-            compressor::run(s, compress_rx, r, stop)
+            sealer::run(s, seal_rx, r, stop)
         }) {
-            Ok(h) => threads.compressor = Some(h),
+            Ok(h) => threads.sealer = Some(h),
             Err(e) => {
                 threads.stop();
                 return Err(e);
@@ -263,7 +273,7 @@ impl Store {
             recovered.log,
             recovered.active,
             recovered.next_seq,
-            compress_tx.clone(),
+            seal_tx.clone(),
             retention_tx.clone(),
         );
         match spawn("writer", move || writer.run()) {
@@ -274,8 +284,8 @@ impl Store {
             }
         }
         // The threads are running, so these receivers exist.
-        for seq in recovered.to_compress {
-            let _ = compress_tx.send(CompressMsg::Segment(seq, None));
+        for seq in recovered.to_seal {
+            let _ = seal_tx.send(SealMsg::Segment(seq));
         }
         let _ = retention_tx.send(RetentionMsg::Run);
 
@@ -294,7 +304,7 @@ impl Store {
     }
 
     /// Queues `batch` for the writer without blocking. The receiver gets `Stored` once the
-    /// batch's lines and its commit record are fdatasync'd, `Duplicate` if its id was
+    /// batch's frames and its commit record are fdatasync'd, `Duplicate` if its id was
     /// already stored, or the error that failed its group.
     pub fn submit(&self, batch: WriteBatch) -> Result<OutcomeReceiver, SubmitError> {
         let (reply, outcome) = oneshot::channel();
@@ -337,7 +347,7 @@ impl Store {
     /// `Asc` visits the oldest segment first and lines in file order; `Desc` the exact
     /// reverse. The scan starts at `from` (inclusive; `None`: the very beginning for `Asc`,
     /// the newest line committed when the call starts for `Desc`) and stops after `to`
-    /// (inclusive) if given. Segments (and frames of compressed segments) whose time range
+    /// (inclusive) if given. Segments and frames whose time range
     /// does not overlap `[since, until)` are skipped unread; other lines outside the range
     /// are visited all the same (filter them per line). `visit` returns `Break` to stop.
     pub fn scan(

@@ -34,9 +34,12 @@ pub struct StoreOptions {
     /// How many batches may wait for the writer; more is `SubmitError::QueueFull`.
     /// Default 1024.
     pub queue_capacity: usize,
-    /// The most body bytes one group commit takes (at least one batch). Default 16 MiB (shorter fsyncs, steadier latency).
+    /// The most frame bytes (compressed) one group commit takes (at least one batch).
+    /// Default 16 MiB (shorter fsyncs, steadier latency).
     pub max_group_bytes: usize,
-    /// The zstd level of compressed segments. Default 1 (measured faster than 3 and no larger on NDJSON).
+    /// The zstd level of the frames the store makes (lines that did not come in a frame
+    /// the store can keep, repacked small frames). Default 1 (measured faster than 3 and no
+    /// larger on NDJSON).
     pub compression_level: i32,
     /// Observes each `fdatasync` of the write path. Default none.
     pub fsync_observer: Option<FsyncObserver>,

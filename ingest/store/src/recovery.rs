@@ -11,12 +11,12 @@ use tracing::{error, info, warn};
 
 use crate::catalog::Catalog;
 use crate::commit_log::{CommitLog, Record};
-use crate::compress;
 use crate::dedupe::{DedupeSet, SeqRange};
 use crate::error::StoreError;
+use crate::format::{self, walk_units};
 use crate::fsutil::{datasync, remove_if_exists};
 use crate::segment::{
-    self, classify, ndjson_name, valid_tenant, zst_name, SegmentFile, SegmentMeta, StreamKey,
+    classify, open_name, valid_tenant, zst_name, FrameTable, SegmentFile, SegmentMeta, StreamKey,
 };
 use crate::snapshot::{self, SegState, Snapshot, SNAPSHOT_TMP};
 use crate::writer::ActiveSegment;
@@ -31,8 +31,8 @@ pub(crate) struct Recovered {
     pub(crate) log: CommitLog,
     /// The active segment of each stream that has one.
     pub(crate) active: Vec<(StreamKey, ActiveSegment)>,
-    /// Closed segments still to compress.
-    pub(crate) to_compress: Vec<u64>,
+    /// Closed segments still to seal.
+    pub(crate) to_seal: Vec<u64>,
     /// The seq of the next segment.
     pub(crate) next_seq: u64,
 }
@@ -104,7 +104,7 @@ impl CommitState {
 struct Found {
     key: StreamKey,
     dir: PathBuf,
-    ndjson: bool,
+    open: bool,
     zst: bool,
 }
 
@@ -114,7 +114,8 @@ fn read_dir(dir: &Path) -> Result<Vec<fs::DirEntry>, StoreError> {
         .map_err(StoreError::io_fn("list the directory", dir))
 }
 
-/// Lists the segment files under `root`, removing leftover `.tmp` files.
+/// Lists the segment files under `root`, removing leftover `.tmp` files. Refuses a
+/// directory holding uncompressed segments of a development version.
 fn walk(root: &Path) -> Result<BTreeMap<u64, Found>, StoreError> {
     let mut found: BTreeMap<u64, Found> = BTreeMap::new();
     for tenant_entry in read_dir(root)? {
@@ -144,8 +145,14 @@ fn walk(root: &Path) -> Result<BTreeMap<u64, Found>, StoreError> {
                 let path = file.path();
                 let name = file.file_name();
                 let (seq, is_zst) = match classify(&name.to_string_lossy()) {
-                    SegmentFile::Ndjson(seq) => (seq, false),
+                    SegmentFile::Open(seq) => (seq, false),
                     SegmentFile::Zst(seq) => (seq, true),
+                    SegmentFile::Legacy(_) => {
+                        return Err(StoreError::OldFormat {
+                            path,
+                            what: "an uncompressed segment",
+                        })
+                    }
                     SegmentFile::Tmp => {
                         info!(path = %path.display(), "removing a leftover temporary file");
                         remove_if_exists(&path)?;
@@ -159,7 +166,7 @@ fn walk(root: &Path) -> Result<BTreeMap<u64, Found>, StoreError> {
                 let entry = found.entry(seq).or_insert_with(|| Found {
                     key: (tenant.clone(), kind),
                     dir: kind_path.clone(),
-                    ndjson: false,
+                    open: false,
                     zst: false,
                 });
                 if entry.key != (tenant.clone(), kind) {
@@ -169,7 +176,7 @@ fn walk(root: &Path) -> Result<BTreeMap<u64, Found>, StoreError> {
                 if is_zst {
                     entry.zst = true;
                 } else {
-                    entry.ndjson = true;
+                    entry.open = true;
                 }
             }
         }
@@ -177,9 +184,9 @@ fn walk(root: &Path) -> Result<BTreeMap<u64, Found>, StoreError> {
     Ok(found)
 }
 
-/// Brings an uncompressed segment back to its committed length; `None` if nothing of it was
-/// committed (the file is then removed).
-fn recover_ndjson(
+/// Brings an open segment back to its committed length and reads its frames from its group
+/// headers; `None` if nothing of it was committed (the file is then removed).
+fn recover_open(
     seq: u64,
     found: &Found,
     path: PathBuf,
@@ -190,33 +197,37 @@ fn recover_ndjson(
         remove_if_exists(&path)?;
         return Ok(None);
     };
-    let file_len = fs::metadata(&path)
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(StoreError::io_fn("open", &path))?;
+    let file_len = file
+        .metadata()
         .map_err(StoreError::io_fn("stat", &path))?
         .len();
-    let (ts, complete) = segment::scan_ndjson(&path, state.committed.min(file_len))?;
-    if complete < state.committed {
+    let walked = walk_units(&file, &path, state.committed.min(file_len))?;
+    if walked.end < state.committed {
         error!(
             path = %path.display(),
             committed = state.committed,
-            on_disk = complete,
-            "the segment is shorter than its committed length: committed lines were lost by the disk"
+            on_disk = walked.end,
+            problem = walked.stopped.as_deref().unwrap_or("the file is shorter"),
+            "the segment holds less than its committed length: committed lines were lost by the disk"
         );
     }
-    if complete == 0 {
+    if walked.end == 0 {
+        drop(file);
         remove_if_exists(&path)?;
         return Ok(None);
     }
-    if file_len != complete {
+    if file_len != walked.end {
         warn!(
             path = %path.display(),
-            cut_bytes = file_len.saturating_sub(complete),
+            cut_bytes = file_len.saturating_sub(walked.end),
             "cutting the uncommitted tail of a segment"
         );
-        let file = OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .map_err(StoreError::io_fn("open", &path))?;
-        file.set_len(complete)
+        file.set_len(walked.end)
             .map_err(StoreError::io_fn("truncate", &path))?;
         datasync(&file, &path, None)?;
     }
@@ -226,13 +237,13 @@ fn recover_ndjson(
         kind: found.key.1,
         path,
         closed: state.closed,
-        compressed: false,
-        bytes_on_disk: complete,
-        committed_len: complete,
-        ts,
+        sealed: false,
+        bytes_on_disk: walked.end,
+        committed_len: walked.u_len,
+        ts: walked.ts,
         created_ms: state.created_ms,
         last_write_ms: state.last_write_ms,
-        frames: None,
+        frames: Arc::new(FrameTable::new(walked.frames)),
         readers: Default::default(),
     }))
 }
@@ -245,10 +256,10 @@ fn check_written(
 ) -> Result<(), String> {
     use std::os::unix::fs::FileExt;
     for (&(seq, end), &(start, crc)) in segments.iter().zip(checks) {
-        let Some(f) = found.get(&seq).filter(|f| f.ndjson) else {
+        let Some(f) = found.get(&seq).filter(|f| f.open) else {
             return Err(format!("segment {seq} is missing"));
         };
-        let path = f.dir.join(ndjson_name(seq));
+        let path = f.dir.join(open_name(seq));
         let mut buf = vec![0u8; end.saturating_sub(start) as usize];
         fs::File::open(&path)
             .and_then(|file| file.read_exact_at(&mut buf, start))
@@ -301,13 +312,13 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, StoreError> {
     let mut max_seq = 0;
     for (&seq, f) in &found {
         max_seq = max_seq.max(seq);
-        let ndjson = f.dir.join(ndjson_name(seq));
+        let open = f.dir.join(open_name(seq));
         let zst = f.dir.join(zst_name(seq));
         if f.zst {
-            match compress::read_index(&zst) {
+            match format::read_index(&zst) {
                 Ok((index, size)) => {
-                    if f.ndjson && remove_if_exists(&ndjson)? {
-                        info!(path = %ndjson.display(), "removing a segment that was already compressed");
+                    if f.open && remove_if_exists(&open)? {
+                        info!(path = %open.display(), "removing a segment that was already repacked");
                     }
                     catalog.insert(SegmentMeta {
                         seq,
@@ -315,19 +326,19 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, StoreError> {
                         kind: f.key.1,
                         path: zst,
                         closed: true,
-                        compressed: true,
+                        sealed: true,
                         bytes_on_disk: size,
                         committed_len: index.u_len,
                         ts: index.ts,
                         created_ms: index.created_ms,
                         last_write_ms: index.last_write_ms,
-                        frames: Some(index.frames.into()),
+                        frames: Arc::new(FrameTable::new(index.frames)),
                         readers: Default::default(),
                     });
                     continue;
                 }
-                Err(e) if f.ndjson => {
-                    warn!(error = %e, "compressing the segment again from its uncompressed copy");
+                Err(e) if f.open => {
+                    warn!(error = %e, "sealing the segment again from its open file");
                     remove_if_exists(&zst)?;
                 }
                 Err(e) => {
@@ -336,18 +347,21 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, StoreError> {
                 }
             }
         }
-        if let Some(meta) = recover_ndjson(seq, f, ndjson, state.segments.get(&seq))? {
+        if !f.open {
+            continue;
+        }
+        if let Some(meta) = recover_open(seq, f, open, state.segments.get(&seq))? {
             catalog.insert(meta);
         }
     }
 
-    // The newest open segment of each stream stays active; any other uncompressed one is
-    // closed (it lost its close record) and, like every closed one, compressed.
+    // The newest open segment of each stream stays active; any other unsealed one is closed
+    // (it lost its close record) and, like every closed one, sealed.
     let mut newest: HashMap<StreamKey, u64> = HashMap::new();
     for m in catalog.iter().filter(|m| !m.closed) {
         newest.insert((m.tenant.clone(), m.kind), m.seq);
     }
-    let mut to_compress = Vec::new();
+    let mut to_seal = Vec::new();
     let seqs: Vec<u64> = catalog.iter().map(|m| m.seq).collect();
     for seq in seqs {
         let Some(m) = catalog.get_mut(seq) else {
@@ -356,8 +370,8 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, StoreError> {
         if !m.closed && newest.get(&(m.tenant.clone(), m.kind)) != Some(&seq) {
             m.closed = true;
         }
-        if m.closed && !m.compressed {
-            to_compress.push(seq);
+        if m.closed && !m.sealed {
+            to_seal.push(seq);
         }
     }
     let mut active = Vec::with_capacity(newest.len());
@@ -374,10 +388,10 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, StoreError> {
                 seq,
                 path: m.path.clone(),
                 file,
-                committed: m.committed_len,
+                committed: m.bytes_on_disk,
+                u_len: m.committed_len,
                 created_ms: m.created_ms,
-                // What was written before the restart was not seen going by.
-                plan: (m.committed_len == 0).then(compress::FramePlan::default),
+                frames: m.frames.clone(),
             },
         ));
     }
@@ -387,7 +401,7 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, StoreError> {
         dir = %dir.display(),
         segments = found.len(),
         active = active.len(),
-        to_compress = to_compress.len(),
+        to_seal = to_seal.len(),
         replayed_records = replayed,
         dedupe_ranges = state.dedupe.range_count(),
         next_seq,
@@ -398,7 +412,7 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, StoreError> {
         dedupe: state.dedupe,
         log,
         active,
-        to_compress,
+        to_seal,
         next_seq,
     })
 }

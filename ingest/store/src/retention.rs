@@ -10,13 +10,13 @@ use tracing::{debug, info, warn};
 use crate::catalog::Catalog;
 use crate::fsutil::{remove_if_exists, unix_ms};
 use crate::options::StoreOptions;
-use crate::segment::{ndjson_name, zst_name, SegmentMeta};
+use crate::segment::{open_name, zst_name, SegmentMeta};
 use crate::shared::{lock, Shared};
 use crate::stats::Counters;
 
 /// Messages to the retention thread.
 pub(crate) enum RetentionMsg {
-    /// Run now (after a rotation or a compression).
+    /// Run now (after a rotation or a sealing).
     Run,
     /// Stop.
     Stop,
@@ -50,10 +50,10 @@ pub(crate) fn enforce(shared: &Shared) -> usize {
     let now = unix_ms();
     let victims = select(&mut lock(&shared.catalog), now, &shared.opts);
     for m in &victims {
-        // Both names: the compressor may be turning this very segment into a `.zst` (it
+        // Both names: the sealer may be turning this very segment into a `.zst` (it
         // deletes its result when it finds the segment gone from the catalog).
         let Some(dir) = m.path.parent() else { continue };
-        for path in [dir.join(ndjson_name(m.seq)), dir.join(zst_name(m.seq))] {
+        for path in [dir.join(open_name(m.seq)), dir.join(zst_name(m.seq))] {
             if let Err(e) = remove_if_exists(&path) {
                 warn!(error = %e, "retention cannot delete a segment file");
             }

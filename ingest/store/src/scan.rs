@@ -3,25 +3,22 @@
 //! A scan copies the list of segments (and their committed lengths) when it starts, so lines
 //! committed meanwhile are not visited, and never reads past a committed length. Each
 //! segment file is opened once; a file deleted while open stays readable (Linux semantics),
-//! one compressed or deleted before it was opened is looked up again or skipped.
+//! one sealed, repacked or deleted before it was opened is looked up again or skipped.
+//! Segments are read frame by frame: frames whose time range misses the scan's are skipped
+//! unread.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io;
 use std::ops::ControlFlow;
-use std::os::unix::fs::FileExt;
-use std::path::Path;
 
 use logops_common::Kind;
 
-use crate::compress::read_frame;
 use crate::error::StoreError;
+use crate::format::read_frame;
 use crate::position::Position;
 use crate::segment::SegmentMeta;
 use crate::shared::{lock, Shared};
 use crate::stats::Counters;
-
-/// Bytes read at a time.
-const READ_BUF: usize = 256 << 10;
 
 /// In which order a scan visits lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,24 +124,11 @@ fn scan_segment(
     b: Bounds,
     visit: &mut Visit<'_>,
 ) -> Result<ControlFlow<()>, StoreError> {
-    // Two attempts: the `.ndjson` listed may have been compressed before it was opened.
+    // Two attempts: the file listed may have been sealed (renamed) or repacked before it
+    // was opened.
     for _ in 0..2 {
         match File::open(&meta.path) {
-            Ok(file) => {
-                let path = meta.path.as_path();
-                return if meta.compressed {
-                    scan_zst(shared, &file, &meta, q, b, visit)
-                } else {
-                    match q.order {
-                        Order::Asc => {
-                            ndjson_asc(&file, path, meta.seq, meta.committed_len, b, visit)
-                        }
-                        Order::Desc => {
-                            ndjson_desc(&file, path, meta.seq, meta.committed_len, b, visit)
-                        }
-                    }
-                };
-            }
+            Ok(file) => return scan_frames(shared, &file, &meta, q, b, visit),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 match lock(&shared.catalog).get(meta.seq) {
                     Some(now) if now.path != meta.path => meta = now.clone(),
@@ -158,133 +142,13 @@ fn scan_segment(
     Ok(ControlFlow::Continue(()))
 }
 
-/// The offset of the first `\n` at or after `from` and before `end`.
-fn find_newline(file: &File, path: &Path, from: u64, end: u64) -> Result<Option<u64>, StoreError> {
-    let mut buf = vec![0u8; 64 << 10];
-    let mut pos = from;
-    while pos < end {
-        let n = buf.len().min((end - pos) as usize);
-        file.read_exact_at(&mut buf[..n], pos)
-            .map_err(StoreError::io_fn("read the segment", path))?;
-        if let Some(i) = buf[..n].iter().position(|&c| c == b'\n') {
-            return Ok(Some(pos + i as u64));
-        }
-        pos += n as u64;
-    }
-    Ok(None)
-}
-
-fn ndjson_asc(
-    file: &File,
-    path: &Path,
-    seq: u64,
-    len: u64,
-    b: Bounds,
-    visit: &mut Visit<'_>,
-) -> Result<ControlFlow<()>, StoreError> {
-    let read_err = StoreError::io_fn;
-    let mut pos = b.lo;
-    if pos >= len {
-        return Ok(ControlFlow::Continue(()));
-    }
-    if pos > 0 {
-        // A position that is not a line start resumes at the next line.
-        let mut prev = [0u8];
-        file.read_exact_at(&mut prev, pos - 1)
-            .map_err(read_err("read the segment", path))?;
-        if prev[0] != b'\n' {
-            match find_newline(file, path, pos, len)? {
-                Some(nl) => pos = nl + 1,
-                None => return Ok(ControlFlow::Continue(())),
-            }
-        }
-    }
-    let mut handle = file;
-    handle
-        .seek(SeekFrom::Start(pos))
-        .map_err(read_err("seek in the segment", path))?;
-    let mut reader = BufReader::with_capacity(READ_BUF, handle.take(len.saturating_sub(pos)));
-    let mut line = Vec::new();
-    while pos <= b.hi {
-        line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .map_err(read_err("read the segment", path))?;
-        if n == 0 {
-            break;
-        }
-        let body = line.strip_suffix(b"\n").unwrap_or(&line);
-        let at = Position {
-            segment: seq,
-            offset: pos,
-        };
-        if visit(at, body).is_break() {
-            return Ok(ControlFlow::Break(()));
-        }
-        pos += n as u64;
-    }
-    Ok(ControlFlow::Continue(()))
-}
-
-fn ndjson_desc(
-    file: &File,
-    path: &Path,
-    seq: u64,
-    len: u64,
-    b: Bounds,
-    visit: &mut Visit<'_>,
-) -> Result<ControlFlow<()>, StoreError> {
-    // Start after the end of the line holding `hi`, then walk back block by block.
-    let mut pos = if b.hi >= len {
-        len
-    } else {
-        find_newline(file, path, b.hi, len)?.map_or(len, |nl| nl + 1)
-    };
-    // `tail` holds the bytes [pos, pos + tail.len()), always ending at a line end.
-    let mut tail: Vec<u8> = Vec::new();
-    loop {
-        while !tail.is_empty() {
-            let body_end = tail.len() - usize::from(tail.last() == Some(&b'\n'));
-            let start = match tail[..body_end].iter().rposition(|&c| c == b'\n') {
-                Some(i) => i + 1,
-                None if pos == 0 => 0,
-                None => break,
-            };
-            let offset = pos + start as u64;
-            if offset < b.lo {
-                return Ok(ControlFlow::Continue(()));
-            }
-            let at = Position {
-                segment: seq,
-                offset,
-            };
-            if visit(at, &tail[start..body_end]).is_break() {
-                return Ok(ControlFlow::Break(()));
-            }
-            tail.truncate(start);
-        }
-        if pos == 0 {
-            return Ok(ControlFlow::Continue(()));
-        }
-        let n = READ_BUF.min(pos as usize);
-        pos -= n as u64;
-        let mut block = vec![0u8; n + tail.len()];
-        file.read_exact_at(&mut block[..n], pos)
-            .map_err(StoreError::io_fn("read the segment", path))?;
-        block[n..].copy_from_slice(&tail);
-        tail = block;
-    }
-}
-
 /// The (start, end without `\n`) of each line in a frame.
 fn line_spans(data: &[u8]) -> Vec<(usize, usize)> {
     let mut spans = Vec::with_capacity(data.len() / 128);
     let mut start = 0;
-    for (i, &c) in data.iter().enumerate() {
-        if c == b'\n' {
-            spans.push((start, i));
-            start = i + 1;
-        }
+    for i in memchr::memchr_iter(b'\n', data) {
+        spans.push((start, i));
+        start = i + 1;
     }
     if start < data.len() {
         spans.push((start, data.len()));
@@ -292,7 +156,7 @@ fn line_spans(data: &[u8]) -> Vec<(usize, usize)> {
     spans
 }
 
-fn scan_zst(
+fn scan_frames(
     shared: &Shared,
     file: &File,
     meta: &SegmentMeta,
@@ -300,11 +164,7 @@ fn scan_zst(
     b: Bounds,
     visit: &mut Visit<'_>,
 ) -> Result<ControlFlow<()>, StoreError> {
-    let frames = meta.frames.as_deref().unwrap_or(&[]);
-    let mut selected: Vec<_> = frames
-        .iter()
-        .filter(|f| f.u_off + f.u_len > b.lo && f.u_off <= b.hi)
-        .collect();
+    let mut selected = meta.frames.select(meta.committed_len, b.lo, b.hi);
     if q.order == Order::Desc {
         selected.reverse();
     }
@@ -313,7 +173,7 @@ fn scan_zst(
             Counters::add(&shared.counters.scan_frames_pruned, 1);
             continue;
         }
-        let data = read_frame(file, &meta.path, frame)?;
+        let data = read_frame(file, &meta.path, &frame)?;
         let mut spans = line_spans(&data);
         if q.order == Order::Desc {
             spans.reverse();

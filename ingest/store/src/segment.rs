@@ -1,16 +1,11 @@
-//! Segment files: their names and paths, their in-memory metadata, and reading the event
-//! timestamps of an uncompressed segment.
+//! Segment files: their names and paths, and what the store keeps in memory about them.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
-use logops_common::{Kind, Timestamp};
-use serde::Deserialize;
+use logops_common::Kind;
 
-use crate::compress::FrameInfo;
-use crate::error::StoreError;
+use crate::format::FrameInfo;
 
 /// A stream of segments: one tenant's events of one kind.
 pub(crate) type StreamKey = (Arc<str>, Kind);
@@ -28,12 +23,13 @@ pub(crate) fn stream_dir(root: &Path, tenant: &str, kind: Kind) -> PathBuf {
     root.join(tenant).join(kind.as_str())
 }
 
-/// The file name of an uncompressed segment: `<seq:020>.ndjson`.
-pub(crate) fn ndjson_name(seq: u64) -> String {
-    format!("{seq:020}.ndjson")
+/// The file name of an open (or closed but not yet sealed) segment:
+/// `<seq:020>.open.ndjson.zst`.
+pub(crate) fn open_name(seq: u64) -> String {
+    format!("{seq:020}.open.ndjson.zst")
 }
 
-/// The file name of a compressed segment: `<seq:020>.ndjson.zst`.
+/// The file name of a sealed segment: `<seq:020>.ndjson.zst`.
 pub(crate) fn zst_name(seq: u64) -> String {
     format!("{seq:020}.ndjson.zst")
 }
@@ -41,11 +37,14 @@ pub(crate) fn zst_name(seq: u64) -> String {
 /// What a file in a stream directory is, by its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SegmentFile {
-    /// `<seq>.ndjson`
-    Ndjson(u64),
+    /// `<seq>.open.ndjson.zst`
+    Open(u64),
     /// `<seq>.ndjson.zst`
     Zst(u64),
-    /// A leftover `*.tmp` of an interrupted compression.
+    /// `<seq>.ndjson`: an uncompressed segment of a development version before segments
+    /// were made of frames.
+    Legacy(u64),
+    /// A leftover `*.tmp` of an interrupted repack.
     Tmp,
     /// Anything else.
     Other,
@@ -61,13 +60,52 @@ pub(crate) fn classify(name: &str) -> SegmentFile {
             .then(|| stem.parse::<u64>().ok())
             .flatten()
     };
-    if let Some(stem) = name.strip_suffix(".ndjson.zst") {
-        return seq(stem).map_or(SegmentFile::Other, SegmentFile::Zst);
+    let parsed = if let Some(stem) = name.strip_suffix(".open.ndjson.zst") {
+        seq(stem).map(SegmentFile::Open)
+    } else if let Some(stem) = name.strip_suffix(".ndjson.zst") {
+        seq(stem).map(SegmentFile::Zst)
+    } else if let Some(stem) = name.strip_suffix(".ndjson") {
+        seq(stem).map(SegmentFile::Legacy)
+    } else {
+        None
+    };
+    parsed.unwrap_or(SegmentFile::Other)
+}
+
+/// The frames of a segment, shared by the writer (which appends those of each group it
+/// commits) and the catalog; scans copy the ones they read.
+#[derive(Debug, Default)]
+pub(crate) struct FrameTable(RwLock<Vec<FrameInfo>>);
+
+impl FrameTable {
+    /// A table holding `frames`.
+    pub(crate) fn new(frames: Vec<FrameInfo>) -> Self {
+        FrameTable(RwLock::new(frames))
     }
-    if let Some(stem) = name.strip_suffix(".ndjson") {
-        return seq(stem).map_or(SegmentFile::Other, SegmentFile::Ndjson);
+
+    /// Appends frames (whose offsets follow the last one's).
+    pub(crate) fn extend(&self, frames: impl IntoIterator<Item = FrameInfo>) {
+        self.0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(frames);
     }
-    SegmentFile::Other
+
+    /// The frames that end at or before `u_end` and hold a byte of `lo..=hi`.
+    pub(crate) fn select(&self, u_end: u64, lo: u64, hi: u64) -> Vec<FrameInfo> {
+        let frames = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        let first = frames.partition_point(|f| f.u_end() <= lo);
+        frames[first..]
+            .iter()
+            .take_while(|f| f.u_off <= hi && f.u_end() <= u_end)
+            .copied()
+            .collect()
+    }
+
+    /// Every frame that ends at or before `u_end`.
+    pub(crate) fn upto(&self, u_end: u64) -> Vec<FrameInfo> {
+        self.select(u_end, 0, u64::MAX)
+    }
 }
 
 /// What the store keeps in memory about one segment.
@@ -79,15 +117,16 @@ pub(crate) struct SegmentMeta {
     pub(crate) tenant: Arc<str>,
     /// The kind of its events.
     pub(crate) kind: Kind,
-    /// The file as it is now (`.ndjson`, or `.ndjson.zst` once compressed).
+    /// The file as it is now (`.open.ndjson.zst`, or `.ndjson.zst` once sealed).
     pub(crate) path: PathBuf,
-    /// Closed: no more writes (rotated, awaiting compression or compressed).
+    /// Closed: no more writes (rotated, awaiting sealing, or sealed).
     pub(crate) closed: bool,
-    /// Compressed (`path` is the `.zst`).
-    pub(crate) compressed: bool,
-    /// The bytes the file takes (for an active segment: its committed length).
+    /// Sealed: closed, with its index (`path` is the `.ndjson.zst`).
+    pub(crate) sealed: bool,
+    /// The bytes the file takes (for an open segment: its committed length, what the
+    /// commit log records).
     pub(crate) bytes_on_disk: u64,
-    /// The committed, uncompressed length: readers never look past it.
+    /// The committed length of its uncompressed content: readers never look past it.
     pub(crate) committed_len: u64,
     /// The committed lines' timestamps (ns); `i64::MAX..i64::MIN` when there are none.
     pub(crate) ts: LineStats,
@@ -95,8 +134,9 @@ pub(crate) struct SegmentMeta {
     pub(crate) created_ms: u64,
     /// When the segment got its last commit (Unix ms).
     pub(crate) last_write_ms: u64,
-    /// The frame index of a compressed segment.
-    pub(crate) frames: Option<Arc<[FrameInfo]>>,
+    /// Its frames (of an open segment: also some a group is committing right now; readers
+    /// take those within `committed_len`).
+    pub(crate) frames: Arc<FrameTable>,
     /// Held (cloned) by every scan that listed this file: once the catalog has moved on to
     /// another file, a count of one means that nobody can be reading the old one.
     pub(crate) readers: Arc<()>,
@@ -104,13 +144,13 @@ pub(crate) struct SegmentMeta {
 
 /// Line count and timestamp range of a run of lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct LineStats {
+pub struct LineStats {
     /// Number of lines.
-    pub(crate) lines: u64,
-    /// The smallest timestamp (ns).
-    pub(crate) min_ts: i64,
-    /// The largest timestamp (ns).
-    pub(crate) max_ts: i64,
+    pub lines: u64,
+    /// The smallest timestamp (ns since the Unix epoch).
+    pub min_ts: i64,
+    /// The largest timestamp (ns since the Unix epoch).
+    pub max_ts: i64,
 }
 
 impl Default for LineStats {
@@ -126,7 +166,7 @@ impl Default for LineStats {
 impl LineStats {
     /// Counts a line with timestamp `ts`; a line without a readable timestamp widens the
     /// range to all of time, so that time pruning can never skip it.
-    pub(crate) fn add(&mut self, ts: Option<i64>) {
+    pub fn add(&mut self, ts: Option<i64>) {
         self.lines += 1;
         let (lo, hi) = ts.map_or((i64::MIN, i64::MAX), |t| (t, t));
         self.min_ts = self.min_ts.min(lo);
@@ -134,7 +174,7 @@ impl LineStats {
     }
 
     /// Adds the lines of `other`.
-    pub(crate) fn merge(&mut self, other: &LineStats) {
+    pub fn merge(&mut self, other: &LineStats) {
         self.lines += other.lines;
         self.min_ts = self.min_ts.min(other.min_ts);
         self.max_ts = self.max_ts.max(other.max_ts);
@@ -149,72 +189,25 @@ impl LineStats {
     }
 }
 
-#[derive(Deserialize)]
-struct TsOnly {
-    ts: Timestamp,
-}
-
-/// The `ts` of an NDJSON event line, in ns since the epoch.
-///
-/// Lines in segments were validated by the ingest (one JSON object, no duplicate fields),
-/// and agents write `ts` first: a line starting `{"ts":"<no escapes>"` has its timestamp
-/// read from there without parsing the rest. The compressor reads every line of every
-/// closed segment, and a full JSON parse per line was a third of its CPU. Anything else is
-/// parsed as JSON.
-pub(crate) fn line_ts(line: &[u8]) -> Option<i64> {
-    if let Some(rest) = line.strip_prefix(br#"{"ts":""#) {
-        if let Some(end) = rest.iter().position(|&b| b == b'"' || b == b'\\') {
-            if rest[end] == b'"' {
-                if let Ok(ts) = std::str::from_utf8(&rest[..end])
-                    .map_err(|e| e.to_string())
-                    .and_then(Timestamp::parse)
-                {
-                    return Some(ts.as_nanos_i64());
-                }
-            }
-        }
-    }
-    serde_json::from_slice::<TsOnly>(line)
-        .ok()
-        .map(|t| t.ts.as_nanos_i64())
-}
-
-/// Reads the first `limit` bytes of an uncompressed segment: the stats of its complete lines
-/// and the length they take (a torn last line is not counted).
-pub(crate) fn scan_ndjson(path: &Path, limit: u64) -> Result<(LineStats, u64), StoreError> {
-    let file = File::open(path).map_err(StoreError::io_fn("open the segment", path))?;
-    let mut reader = BufReader::with_capacity(1 << 20, file.take(limit));
-    let mut stats = LineStats::default();
-    let mut complete = 0u64;
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .map_err(StoreError::io_fn("read the segment", path))?;
-        if n == 0 || line.last() != Some(&b'\n') {
-            break;
-        }
-        stats.add(line_ts(&line[..n - 1]));
-        complete += n as u64;
-    }
-    Ok((stats, complete))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn names_round_trip_and_others_are_recognised() {
-        assert_eq!(ndjson_name(18), "00000000000000000018.ndjson");
-        assert_eq!(classify(&ndjson_name(18)), SegmentFile::Ndjson(18));
+        assert_eq!(open_name(18), "00000000000000000018.open.ndjson.zst");
+        assert_eq!(classify(&open_name(18)), SegmentFile::Open(18));
         assert_eq!(classify(&zst_name(u64::MAX)), SegmentFile::Zst(u64::MAX));
+        assert_eq!(
+            classify("00000000000000000018.ndjson"),
+            SegmentFile::Legacy(18)
+        );
         assert_eq!(
             classify("00000000000000000018.ndjson.zst.tmp"),
             SegmentFile::Tmp
         );
-        assert_eq!(classify("18.ndjson"), SegmentFile::Other);
+        assert_eq!(classify("18.ndjson.zst"), SegmentFile::Other);
+        assert_eq!(classify("x.open.ndjson.zst"), SegmentFile::Other);
         assert_eq!(classify("notes.txt"), SegmentFile::Other);
     }
 
@@ -227,44 +220,37 @@ mod tests {
     }
 
     #[test]
-    fn scanning_counts_complete_lines_and_reads_timestamps() {
-        let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join(ndjson_name(1));
-        let data = b"{\"ts\":\"1970-01-01T00:00:01Z\"}\n{\"ts\":\"1970-01-01T00:00:03Z\",\"x\":1}\n{\"ts\":\"19";
-        std::fs::write(&path, data).unwrap();
-        let (stats, complete) = scan_ndjson(&path, data.len() as u64).unwrap();
+    fn line_stats_tell_whether_a_time_range_overlaps() {
+        let mut stats = LineStats::default();
+        assert!(!stats.overlaps(None, None), "no lines");
+        stats.add(Some(1_000_000_000));
+        stats.add(Some(3_000_000_000));
         assert_eq!(stats.lines, 2);
-        assert_eq!((stats.min_ts, stats.max_ts), (1_000_000_000, 3_000_000_000));
-        assert_eq!(complete, data.len() as u64 - b"{\"ts\":\"19".len() as u64);
         assert!(stats.overlaps(Some(3_000_000_000), None));
         assert!(!stats.overlaps(Some(3_000_000_001), None));
         assert!(!stats.overlaps(None, Some(1_000_000_000)));
-
-        // The fast path (ts first) and the JSON parse agree; escapes and other orders work.
-        for (line, want) in [
-            (
-                &br#"{"ts":"1970-01-01T00:00:02.5Z","kind":"log"}"#[..],
-                Some(2_500_000_000),
-            ),
-            (
-                br#"{"kind":"log","ts":"1970-01-01T00:00:02Z"}"#,
-                Some(2_000_000_000),
-            ),
-            (
-                br#"{"ts":"1970-01-01T00:00:0\u0032Z"}"#,
-                Some(2_000_000_000),
-            ),
-            (
-                br#"{"ts":"1970-01-01T01:00:02+01:00"}"#,
-                Some(2_000_000_000),
-            ),
-            (br#"{"ts":"not a time"}"#, None),
-        ] {
-            assert_eq!(line_ts(line), want, "{}", String::from_utf8_lossy(line));
-        }
-
         let mut odd = LineStats::default();
         odd.add(None);
         assert!(odd.overlaps(Some(0), Some(1)));
+    }
+
+    #[test]
+    fn frame_tables_select_committed_frames_holding_a_range() {
+        let frame = |u_off, u_len| FrameInfo {
+            c_off: u_off,
+            c_len: u_len,
+            u_off,
+            u_len,
+            ts: LineStats::default(),
+        };
+        let table = FrameTable::new(vec![frame(0, 10), frame(10, 10)]);
+        table.extend([frame(20, 10), frame(30, 10)]);
+        let offs = |v: Vec<FrameInfo>| v.iter().map(|f| f.u_off).collect::<Vec<_>>();
+        assert_eq!(offs(table.upto(40)), [0, 10, 20, 30]);
+        assert_eq!(offs(table.upto(35)), [0, 10, 20], "an uncommitted frame");
+        assert_eq!(offs(table.select(40, 10, 20)), [10, 20]);
+        assert_eq!(offs(table.select(40, 15, 15)), [10]);
+        assert_eq!(offs(table.select(40, 39, u64::MAX)), [30]);
+        assert!(table.select(40, 40, u64::MAX).is_empty());
     }
 }

@@ -1,5 +1,5 @@
 //! `commits.snapshot`: the compacted state of the commit log, i.e. the live dedupe ranges,
-//! the commit state of every uncompressed segment and the next segment seq.
+//! the commit state of every unsealed segment and the next segment seq.
 //!
 //! Format: `b"LOGOPSS1" | u32 CRC-32 of body | u64 body length | body`, body =
 //! `u64 unix ms | u64 next seq | u32 n | n × (u64 seq, u64 committed length, u8 closed,
@@ -22,7 +22,7 @@ pub(crate) const SNAPSHOT_FILE: &str = "commits.snapshot";
 pub(crate) const SNAPSHOT_TMP: &str = "commits.snapshot.tmp";
 const MAGIC: &[u8; 8] = b"LOGOPSS1";
 
-/// The commit state of one uncompressed segment.
+/// The commit state of one unsealed segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SegState {
     /// The segment's seq.
@@ -44,7 +44,7 @@ pub(crate) struct Snapshot {
     pub(crate) unix_ms: u64,
     /// The next segment seq.
     pub(crate) next_seq: u64,
-    /// The uncompressed segments.
+    /// The unsealed segments.
     pub(crate) segments: Vec<SegState>,
     /// The dedupe ranges.
     pub(crate) ranges: Vec<DedupeEntry>,

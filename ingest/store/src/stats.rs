@@ -16,7 +16,7 @@ pub(crate) struct Counters {
     pub(crate) duplicates: AtomicU64,
     pub(crate) segment_fsyncs: AtomicU64,
     pub(crate) retention_deleted_segments: AtomicU64,
-    pub(crate) compression_failures: AtomicU64,
+    pub(crate) seal_failures: AtomicU64,
     pub(crate) scan_segments_pruned: AtomicU64,
     pub(crate) scan_frames_pruned: AtomicU64,
 }
@@ -41,7 +41,7 @@ pub struct StreamStats {
     pub kind: Kind,
     /// Bytes on disk.
     pub bytes: u64,
-    /// Segments (active, closed and compressed).
+    /// Segments (active, closed and sealed).
     pub segments: u64,
 }
 
@@ -52,8 +52,8 @@ pub struct StoreStats {
     pub bytes_on_disk: u64,
     /// Segments in the store.
     pub segments: u64,
-    /// Of which compressed.
-    pub compressed_segments: u64,
+    /// Of which sealed (closed, with their index).
+    pub sealed_segments: u64,
     /// Per (tenant, kind), sorted.
     pub streams: Vec<StreamStats>,
     /// Lines committed since open.
@@ -68,11 +68,12 @@ pub struct StoreStats {
     pub segment_fsyncs: u64,
     /// Segments deleted by retention since open.
     pub retention_deleted_segments: u64,
-    /// Closed segments that could not be compressed since open (they stay uncompressed).
-    pub compression_failures: u64,
+    /// Closed segments that could not be sealed since open (they are sealed at the next
+    /// open).
+    pub seal_failures: u64,
     /// Segments scans skipped without reading them because of their time range.
     pub scan_segments_pruned: u64,
-    /// Frames of compressed segments scans skipped because of their time range.
+    /// Frames scans skipped because of their time range.
     pub scan_frames_pruned: u64,
     /// Ranges of batch ids remembered for dedupe (its memory is proportional to this).
     pub dedupe_ranges: u64,
@@ -90,7 +91,7 @@ impl StoreStats {
         for m in catalog.iter() {
             stats.bytes_on_disk += m.bytes_on_disk;
             stats.segments += 1;
-            stats.compressed_segments += u64::from(m.compressed);
+            stats.sealed_segments += u64::from(m.sealed);
             let s = streams.entry((m.tenant.to_string(), m.kind)).or_default();
             s.0 += m.bytes_on_disk;
             s.1 += 1;
@@ -110,7 +111,7 @@ impl StoreStats {
         stats.duplicates = Counters::get(&counters.duplicates);
         stats.segment_fsyncs = Counters::get(&counters.segment_fsyncs);
         stats.retention_deleted_segments = Counters::get(&counters.retention_deleted_segments);
-        stats.compression_failures = Counters::get(&counters.compression_failures);
+        stats.seal_failures = Counters::get(&counters.seal_failures);
         stats.scan_segments_pruned = Counters::get(&counters.scan_segments_pruned);
         stats.scan_frames_pruned = Counters::get(&counters.scan_frames_pruned);
         stats

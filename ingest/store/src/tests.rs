@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 
 use logops_common::{BatchId, Kind, Timestamp};
 
-use crate::segment::{ndjson_name, stream_dir};
+use crate::format::Unit;
+use crate::segment::{open_name, stream_dir, zst_name};
 use crate::shared::lock;
 use crate::{
-    LineInfo, Order, Position, ScanRange, Store, StoreError, StoreOptions, SubmitError, WriteBatch,
-    WriteOutcome,
+    Frame, FrameBuilder, Order, Position, ScanRange, Store, StoreError, StoreOptions, SubmitError,
+    WriteBatch, WriteOutcome,
 };
 
 /// 2026-09-21T...: a plausible event time, in ns.
@@ -29,28 +30,28 @@ fn event(kind: Kind, ts: i64, body: &str) -> String {
     )
 }
 
-/// A batch of `(kind, ts, line)`; the body separates lines with `\n` (and `\r\n` once, which
-/// the line ranges leave out).
-fn batch(tenant: &str, agent: &str, seq: u64, events: &[(Kind, i64, String)]) -> WriteBatch {
-    let mut data = Vec::new();
-    let mut lines = Vec::new();
-    for (i, (kind, ts, line)) in events.iter().enumerate() {
-        let start = data.len() as u32;
-        data.extend_from_slice(line.as_bytes());
-        lines.push(LineInfo {
-            kind: *kind,
-            ts: *ts,
-            start,
-            end: data.len() as u32,
-        });
-        data.extend_from_slice(if i == 1 { b"\r\n" } else { b"\n" });
+/// The frames of `(kind, ts, line)`s, as a `FrameBuilder` makes them.
+fn frames_of(events: &[(Kind, i64, String)]) -> Vec<Frame> {
+    let mut b = FrameBuilder::new(1).unwrap();
+    for (kind, ts, line) in events {
+        b.push_line(*kind, line.as_bytes(), *ts).unwrap();
     }
+    b.finish().unwrap()
+}
+
+/// A batch of `(kind, ts, line)`.
+fn batch(tenant: &str, agent: &str, seq: u64, events: &[(Kind, i64, String)]) -> WriteBatch {
     WriteBatch {
         tenant: tenant.into(),
         id: BatchId::new(agent, seq),
-        data,
-        lines,
+        frames: frames_of(events),
     }
+}
+
+/// The bytes a group writing `events` to one stream appends to its open segment.
+fn unit_of(events: &[(Kind, i64, String)]) -> Vec<u8> {
+    let frames = frames_of(events);
+    Unit::of(&frames.iter().collect::<Vec<_>>()).bytes
 }
 
 /// `n` log lines of about `pad + 80` bytes, at `ts0`, `ts0 + 1 s`, ...; bodies name the batch.
@@ -414,17 +415,14 @@ fn recovery_cuts_torn_lines_uncommitted_batches_and_torn_log_records() {
     crash_image(&dir, &crashed);
     store.shutdown();
 
-    // What a crash in the middle of the next group leaves behind: an uncommitted batch and
-    // half a line in the active segment, and a torn commit record.
+    // What a crash in the middle of the next group leaves behind: an uncommitted unit and
+    // half of another in the active segment, and a torn commit record.
     let seg_dir = stream_dir(&crashed, "t1", Kind::Log);
-    let segment = seg_dir.join(ndjson_name(1));
+    let segment = seg_dir.join(open_name(1));
     let committed = std::fs::metadata(&segment).unwrap().len();
-    let mut tail = Vec::new();
-    for line in lines_of(&log_events("a", 4, 3, 0, T0)) {
-        tail.extend_from_slice(line.as_bytes());
-        tail.push(b'\n');
-    }
-    tail.extend_from_slice(br#"{"ts":"2026-09-21T10:00:00Z","kind":"log","bo"#);
+    let mut tail = unit_of(&log_events("a", 4, 3, 0, T0));
+    let torn_unit = unit_of(&log_events("a", 5, 3, 0, T0));
+    tail.extend_from_slice(&torn_unit[..torn_unit.len() - 7]);
     append(&segment, &tail);
     let log_path = crashed.join("commits.log");
     let log_len = std::fs::metadata(&log_path).unwrap().len();
@@ -436,10 +434,10 @@ fn recovery_cuts_torn_lines_uncommitted_batches_and_torn_log_records() {
     );
     append(&log_path, &torn[..torn.len() - 5]);
     // A segment created just before the crash, never committed, and a half-written
-    // compression.
+    // repack.
     std::fs::write(
-        seg_dir.join(ndjson_name(40)),
-        b"{\"ts\":\"2026-09-21T10:00:00Z\"}\n",
+        seg_dir.join(open_name(40)),
+        unit_of(&log_events("a", 6, 1, 0, T0)),
     )
     .unwrap();
     std::fs::write(seg_dir.join("00000000000000000001.ndjson.zst.tmp"), b"junk").unwrap();
@@ -447,7 +445,7 @@ fn recovery_cuts_torn_lines_uncommitted_batches_and_torn_log_records() {
     let store = Store::open(options(&crashed)).unwrap();
     assert_eq!(std::fs::metadata(&segment).unwrap().len(), committed);
     assert_eq!(std::fs::metadata(&log_path).unwrap().len(), log_len);
-    assert!(!seg_dir.join(ndjson_name(40)).exists());
+    assert!(!seg_dir.join(open_name(40)).exists());
     assert!(!seg_dir.join("00000000000000000001.ndjson.zst.tmp").exists());
     assert!(!store.contains("t1", &BatchId::new("a", 4)));
     let found = collect(&store, &range("t1", Kind::Log, Order::Asc));
@@ -469,8 +467,12 @@ fn recovery_cuts_torn_lines_uncommitted_batches_and_torn_log_records() {
         texts(&collect(&store, &range("t1", Kind::Log, Order::Asc))),
         expected
     );
-    let content = std::fs::read_to_string(&segment).unwrap();
-    assert_eq!(content, expected.join("\n") + "\n");
+    // `zstd -d` reads the open segment: group headers are skippable frames.
+    let content = zstd::stream::decode_all(std::fs::File::open(&segment).unwrap()).unwrap();
+    assert_eq!(
+        String::from_utf8(content).unwrap(),
+        expected.join("\n") + "\n"
+    );
 }
 
 /// The writer fdatasyncs a group's record and its segment bytes at the same time: after a
@@ -495,13 +497,9 @@ fn a_group_record_whose_bytes_did_not_reach_the_disk_is_dropped() {
     store.shutdown();
 
     let next = log_events("a", 3, 3, 10, T0);
-    let mut tail = Vec::new();
-    for line in lines_of(&next) {
-        tail.extend_from_slice(line.as_bytes());
-        tail.push(b'\n');
-    }
+    let tail = unit_of(&next);
     for image in &images {
-        let segment = stream_dir(image, "t1", Kind::Log).join(ndjson_name(1));
+        let segment = stream_dir(image, "t1", Kind::Log).join(open_name(1));
         let committed = std::fs::metadata(&segment).unwrap().len();
         let log_path = image.join("commits.log");
         let log_len = std::fs::metadata(&log_path).unwrap().len();
@@ -560,7 +558,7 @@ fn append(path: &Path, bytes: &[u8]) {
 fn segments(store: &Store, tenant: &str, kind: Kind) -> Vec<(u64, bool)> {
     lock(&store.handle.shared.catalog)
         .stream(tenant, kind)
-        .map(|s| s.values().map(|m| (m.seq, m.compressed)).collect())
+        .map(|s| s.values().map(|m| (m.seq, m.sealed)).collect())
         .unwrap_or_default()
 }
 
@@ -611,20 +609,20 @@ fn segments_rotate_by_size_without_splitting_batches() {
 }
 
 #[test]
-fn quiet_segments_rotate_by_age_and_get_compressed() {
+fn quiet_segments_rotate_by_age_and_get_sealed() {
     let tmp = tempfile::tempdir().unwrap();
     let mut opts = options(tmp.path());
     opts.segment_max_age = Duration::from_millis(200);
     let store = Store::open(opts).unwrap();
     let first = log_events("a", 1, 3, 0, T0);
     write(&store, batch("t1", "a", 1, &first));
-    wait_until("the age rotation and compression", || {
-        store.stats().compressed_segments == 1
+    wait_until("the age rotation and sealing", || {
+        store.stats().sealed_segments == 1
     });
     assert_eq!(segments(&store, "t1", Kind::Log), vec![(1, true)]);
-    assert!(!stream_dir(tmp.path(), "t1", Kind::Log)
-        .join(ndjson_name(1))
-        .exists());
+    let dir = stream_dir(tmp.path(), "t1", Kind::Log);
+    assert!(!dir.join(open_name(1)).exists());
+    assert!(dir.join(zst_name(1)).exists());
 
     let second = log_events("a", 2, 2, 0, T0);
     write(&store, batch("t1", "a", 2, &second));
@@ -640,51 +638,65 @@ fn quiet_segments_rotate_by_age_and_get_compressed() {
     );
 }
 
+/// The length of a sealed segment without its index: what the open file held.
+fn without_index(zst: &Path) -> u64 {
+    let bytes = std::fs::read(zst).unwrap();
+    let n = bytes.len();
+    let frame_size = u32::from_le_bytes(bytes[n - 8..n - 4].try_into().unwrap()) as usize;
+    (n - frame_size - 8) as u64
+}
+
 #[test]
-fn closed_segments_a_crash_left_uncompressed_are_compressed_at_open() {
+fn closed_segments_a_crash_left_unsealed_are_sealed_at_open() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
     let mut opts = options(&dir);
     opts.segment_max_bytes = 1000;
     let store = Store::open(opts.clone()).unwrap();
     let mut expected = Vec::new();
-    for seq in 1..=3 {
+    for seq in 1..=4 {
         let events = log_events("a", seq, 5, 150, T0);
         expected.extend(lines_of(&events));
         write(&store, batch("t1", "a", seq, &events));
     }
-    wait_until("compression", || store.stats().compressed_segments == 3);
+    wait_until("sealing", || store.stats().sealed_segments == 4);
     let crashed = tmp.path().join("crashed");
     crash_image(&dir, &crashed);
     store.shutdown();
 
-    // Undo the compression of segment 1 (as if the crash came before it), and leave
-    // segment 2 with both files (as if it came before the `.ndjson` was deleted).
+    // Segment 1: the crash came after its index was written, before the rename. Segment 2:
+    // before the index was written. Segment 3: a repack's result was renamed, the open
+    // file not yet deleted.
     let seg_dir = stream_dir(&crashed, "t1", Kind::Log);
-    for seq in [1, 2] {
-        let zst = seg_dir.join(crate::segment::zst_name(seq));
-        let plain = zstd::stream::decode_all(std::fs::File::open(&zst).unwrap()).unwrap();
-        std::fs::write(seg_dir.join(ndjson_name(seq)), plain).unwrap();
-        if seq == 1 {
+    for seq in [1, 2, 3] {
+        let zst = seg_dir.join(zst_name(seq));
+        let open = seg_dir.join(open_name(seq));
+        std::fs::copy(&zst, &open).unwrap();
+        if seq == 2 {
+            let f = std::fs::OpenOptions::new().write(true).open(&open).unwrap();
+            f.set_len(without_index(&zst)).unwrap();
+        }
+        if seq != 3 {
             std::fs::remove_file(zst).unwrap();
         }
     }
     opts.dir = crashed;
     let store = Store::open(opts).unwrap();
-    assert!(!seg_dir.join(ndjson_name(2)).exists());
-    wait_until("the compression at open", || {
-        store.stats().compressed_segments == 3
-    });
-    assert!(!seg_dir.join(ndjson_name(1)).exists());
+    assert!(!seg_dir.join(open_name(3)).exists());
+    wait_until("the sealing at open", || store.stats().sealed_segments == 4);
+    for seq in [1, 2] {
+        assert!(!seg_dir.join(open_name(seq)).exists());
+        assert!(crate::format::read_index(&seg_dir.join(zst_name(seq))).is_ok());
+    }
     assert_eq!(
         texts(&collect(&store, &range("t1", Kind::Log, Order::Asc))),
         expected
     );
-    assert_eq!(files_under(&seg_dir).len(), 3);
+    assert_eq!(files_under(&seg_dir).len(), 4);
 }
 
 #[test]
-fn compressed_segments_decode_with_a_plain_zstd_decoder() {
+fn open_and_sealed_segments_decode_with_a_plain_zstd_decoder() {
     let tmp = tempfile::tempdir().unwrap();
     let mut opts = options(tmp.path());
     opts.segment_max_bytes = 3 << 20;
@@ -700,20 +712,33 @@ fn compressed_segments_decode_with_a_plain_zstd_decoder() {
         }
         write(&store, batch("t1", "a", seq, &events));
     }
-    wait_until("the compression", || store.stats().compressed_segments == 1);
-    let zst = stream_dir(tmp.path(), "t1", Kind::Log).join("00000000000000000001.ndjson.zst");
-    let plain = zstd::stream::decode_all(std::fs::File::open(&zst).unwrap()).unwrap();
+    wait_until("the sealing", || store.stats().sealed_segments == 1);
+    let dir = stream_dir(tmp.path(), "t1", Kind::Log);
+    let plain =
+        zstd::stream::decode_all(std::fs::File::open(dir.join(zst_name(1))).unwrap()).unwrap();
     assert!(plain.len() >= 3 << 20);
     assert!(
         plain == written[..plain.len()],
         "zstd -d gives back the original bytes"
     );
     assert_eq!(plain.last(), Some(&b'\n'));
+    let rest =
+        zstd::stream::decode_all(std::fs::File::open(dir.join(open_name(2))).unwrap()).unwrap();
+    assert!(
+        rest == written[plain.len()..],
+        "zstd -d reads the open segment too"
+    );
+    // Its ~28 KB frames (one per batch) were merged into frames of about 1 MiB.
     let frames = lock(&store.handle.shared.catalog)
         .get(1)
-        .and_then(|m| m.frames.clone())
+        .map(|m| m.frames.upto(u64::MAX))
         .unwrap();
-    assert!(frames.len() >= 3, "{} frames", frames.len());
+    assert!((3..=4).contains(&frames.len()), "{} frames", frames.len());
+    assert!(
+        frames[0].u_len >= crate::FRAME_TARGET as u64,
+        "{:?}",
+        frames[0]
+    );
     // Reads through the index give the same lines as the bytes written.
     let found = collect(&store, &range("t1", Kind::Log, Order::Asc));
     let all: Vec<u8> = found
@@ -747,7 +772,7 @@ fn scans_follow_store_order_both_ways_between_cursors() {
         write(&store, batch("t1", "a", 31, &events));
     }
     assert!(has_active(&store, "t1", Kind::Log));
-    wait_until("compression of the closed segments", || {
+    wait_until("sealing of the closed segments", || {
         let segs = segments(&store, "t1", Kind::Log);
         segs.len() > 4 && segs[..segs.len() - 1].iter().all(|&(_, c)| c)
     });
@@ -840,7 +865,7 @@ fn scans_skip_segments_and_frames_outside_the_time_range() {
         let events = log_events("a", day + 1, 3, 0, T0 + day as i64 * DAY);
         write(&store, batch("t1", "a", day + 1, &events));
     }
-    wait_until("compression", || store.stats().compressed_segments == 5);
+    wait_until("sealing", || store.stats().sealed_segments == 5);
     let mut q = range("t1", Kind::Log, Order::Asc);
     q.since = Some(T0 + 2 * DAY);
     q.until = Some(T0 + 3 * DAY);
@@ -867,7 +892,7 @@ fn scans_skip_segments_and_frames_outside_the_time_range() {
         ts += 200 * SECOND;
         write(&store, batch("t1", "a", seq, &events));
     }
-    wait_until("compression", || store.stats().compressed_segments == 1);
+    wait_until("sealing", || store.stats().sealed_segments == 1);
     let newest_in_first = collect(&store, &range("t1", Kind::Log, Order::Asc))
         .into_iter()
         .filter(|(p, _)| p.segment == 1)
@@ -909,7 +934,7 @@ fn retention_deletes_the_oldest_closed_segments_over_the_byte_budget() {
     // A small batch that stays in the active segment.
     write(&store, batch("t1", "a", 13, &log_events("a", 13, 1, 0, T0)));
     let seg_dir = stream_dir(tmp.path(), "t1", Kind::Log);
-    wait_until("compression and retention", || {
+    wait_until("sealing and retention", || {
         crate::retention::enforce(&store.handle.shared);
         let segs = segments(&store, "t1", Kind::Log);
         segs[..segs.len() - 1].iter().all(|&(_, c)| c) && files_under(&seg_dir).len() == segs.len()
@@ -1041,10 +1066,10 @@ fn invalid_batches_are_rejected_with_the_reason() {
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open(options(tmp.path())).unwrap();
     let mut b = batch("t1", "a", 1, &log_events("a", 1, 2, 0, T0));
-    b.lines[1].end = b.data.len() as u32 + 10;
+    b.frames[0].u_len += 10;
     let err = store.write_blocking(b).unwrap_err();
     assert!(matches!(err, StoreError::InvalidBatch { .. }), "{err}");
-    assert!(err.to_string().contains("outside"), "{err}");
+    assert!(err.to_string().contains("states"), "{err}");
     assert!(!store.contains("t1", &BatchId::new("a", 1)));
 }
 
@@ -1118,4 +1143,162 @@ fn a_full_queue_is_reported_without_blocking() {
     for rx in receivers {
         assert_eq!(rx.blocking_recv().unwrap().unwrap(), WriteOutcome::Stored);
     }
+}
+
+/// A frame as an agent sends it: its own zstd level, no checksum.
+fn agent_frame(events: &[(Kind, i64, String)]) -> Frame {
+    let mut content = Vec::new();
+    let mut ts = crate::LineStats::default();
+    for (_, t, line) in events {
+        content.extend_from_slice(line.as_bytes());
+        content.push(b'\n');
+        ts.add(Some(*t));
+    }
+    Frame {
+        kind: events[0].0,
+        data: zstd::bulk::compress(&content, 3).unwrap().into(),
+        u_len: content.len() as u64,
+        ts,
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn frames_are_stored_as_they_came_and_small_ones_merged_at_sealing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut opts = options(tmp.path());
+    opts.segment_max_bytes = 200 << 10;
+    let store = Store::open(opts).unwrap();
+
+    // Big frames (~90 KB): the segment is sealed in place, each frame stays byte for byte.
+    let mut expected = Vec::new();
+    let mut sent = Vec::new();
+    for seq in 1..=3 {
+        let events = log_events("big", seq, 400, 150, T0);
+        expected.extend(lines_of(&events));
+        let frame = agent_frame(&events);
+        sent.push(frame.data.clone());
+        let b = WriteBatch {
+            tenant: "t1".into(),
+            id: BatchId::new("big", seq),
+            frames: vec![frame],
+        };
+        assert_eq!(write(&store, b), WriteOutcome::Stored);
+    }
+    let dir = stream_dir(tmp.path(), "t1", Kind::Log);
+    wait_until("sealing", || store.stats().sealed_segments == 1);
+    let sealed = std::fs::read(dir.join(zst_name(1))).unwrap();
+    for data in &sent {
+        assert!(contains(&sealed, data), "a frame was not kept as sent");
+    }
+    assert_eq!(
+        texts(&collect(&store, &range("t1", Kind::Log, Order::Asc))),
+        expected
+    );
+
+    // Small frames (one line each), several per batch and kinds mixed: the frames are
+    // stored as they came, and merged when the segment is sealed.
+    let mut logs = Vec::new();
+    let mut metrics = Vec::new();
+    let mut seq = 0;
+    while store.stats().sealed_segments < 2 {
+        seq += 1;
+        let events = log_events("small", seq, 8, 200, T0);
+        let mut frames = Vec::new();
+        for (i, e) in events.iter().enumerate() {
+            frames.push(agent_frame(std::slice::from_ref(e)));
+            if i % 4 == 0 {
+                let m = event(Kind::Metric, T0 + i as i64, &format!("m{seq}/{i}"));
+                metrics.push(m.clone());
+                frames.push(agent_frame(&[(Kind::Metric, T0, m)]));
+            }
+        }
+        logs.extend(lines_of(&events));
+        let b = WriteBatch {
+            tenant: "t2".into(),
+            id: BatchId::new("small", seq),
+            frames,
+        };
+        assert_eq!(write(&store, b), WriteOutcome::Stored);
+        if seq == 1 {
+            let open = std::fs::read(
+                stream_dir(tmp.path(), "t2", Kind::Log)
+                    .join(open_name(segments(&store, "t2", Kind::Log)[0].0)),
+            )
+            .unwrap();
+            assert!(contains(&open, &agent_frame(&events[..1]).data));
+        }
+        assert!(seq < 1000, "no segment was sealed");
+    }
+    let first = segments(&store, "t2", Kind::Log)[0].0;
+    let catalog = lock(&store.handle.shared.catalog);
+    let m = catalog.get(first).unwrap();
+    let frames = m.frames.upto(u64::MAX);
+    assert!(m.sealed && frames.len() == 1, "{} frames", frames.len());
+    drop(catalog);
+    assert_eq!(
+        texts(&collect(&store, &range("t2", Kind::Log, Order::Asc))),
+        logs
+    );
+    assert_eq!(
+        texts(&collect(&store, &range("t2", Kind::Metric, Order::Asc))),
+        metrics
+    );
+}
+
+#[test]
+fn a_store_holding_segments_of_an_old_format_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = stream_dir(tmp.path(), "t1", Kind::Log);
+    std::fs::create_dir_all(&dir).unwrap();
+    let old = dir.join("00000000000000000001.ndjson");
+    std::fs::write(&old, b"{}\n").unwrap();
+    let err = Store::open(options(tmp.path())).err().expect("refused");
+    assert!(matches!(err, StoreError::OldFormat { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains(&old.display().to_string()), "{msg}");
+    assert!(old.exists(), "nothing is deleted");
+}
+
+/// Committed bytes the disk lost (a damaged group header in the middle of a segment): the
+/// groups before it are kept, the writer goes on after them.
+#[test]
+fn a_damaged_group_header_keeps_the_groups_before_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let store = Store::open(options(&dir)).unwrap();
+    let mut expected = Vec::new();
+    let mut units = Vec::new();
+    for seq in 1..=3 {
+        let events = log_events("a", seq, 4, 30, T0);
+        if seq == 1 {
+            expected.extend(lines_of(&events));
+        }
+        units.push(unit_of(&events).len());
+        write(&store, batch("t1", "a", seq, &events));
+    }
+    let crashed = tmp.path().join("crashed");
+    crash_image(&dir, &crashed);
+    store.shutdown();
+    let segment = stream_dir(&crashed, "t1", Kind::Log).join(open_name(1));
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[units[0] + 12] ^= 1;
+    std::fs::write(&segment, &bytes).unwrap();
+
+    let store = Store::open(options(&crashed)).unwrap();
+    assert_eq!(std::fs::metadata(&segment).unwrap().len(), units[0] as u64);
+    assert_eq!(
+        texts(&collect(&store, &range("t1", Kind::Log, Order::Asc))),
+        expected
+    );
+    let events = log_events("a", 4, 2, 0, T0);
+    expected.extend(lines_of(&events));
+    write(&store, batch("t1", "a", 4, &events));
+    assert_eq!(
+        texts(&collect(&store, &range("t1", Kind::Log, Order::Asc))),
+        expected
+    );
 }

@@ -1,9 +1,10 @@
 //! The writer thread: group commit, segment rotation and commit-log compaction.
 //!
 //! One group: take every batch queued (up to `max_group_bytes`), drop duplicates, append
-//! each stream's lines to its active segment, append one commit record (with the CRC of
-//! each segment's new bytes), fdatasync the touched segments and the log at the same time,
-//! then publish the new committed lengths and ids and answer every batch of the group.
+//! each stream's frames to its active segment as one unit (a group header, then the frames
+//! as they came), append one commit record (with the CRC of each segment's new bytes),
+//! fdatasync the touched segments and the log at the same time, then publish the new
+//! committed lengths, frames and ids and answer every batch of the group.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
@@ -14,19 +15,19 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use logops_common::Kind;
 use tokio::sync::oneshot;
 use tracing::{debug, error, info, warn};
 
 use crate::batch::{WriteBatch, WriteOutcome};
 use crate::commit_log::{self, CommitLog};
-use crate::compress::{FramePlan, CHUNK_TARGET};
-use crate::compressor::CompressMsg;
 use crate::error::StoreError;
+use crate::format::Unit;
+use crate::frame::Frame;
 use crate::fsutil::{create_dirs_durably, datasync, remove_if_exists, sync_dir, unix_ms};
 use crate::options::FsyncObserver;
 use crate::retention::RetentionMsg;
-use crate::segment::{ndjson_name, stream_dir, LineStats, SegmentMeta, StreamKey};
+use crate::sealer::SealMsg;
+use crate::segment::{open_name, stream_dir, FrameTable, LineStats, SegmentMeta, StreamKey};
 use crate::shared::{lock, Shared};
 use crate::snapshot::{self, SegState, Snapshot};
 use crate::stats::Counters;
@@ -48,7 +49,7 @@ pub(crate) struct Job {
 /// find where acknowledgement latency comes from.
 #[derive(Debug, Default)]
 struct GroupTimes {
-    /// Laying the lines out per stream and writing them to the segments.
+    /// Laying the frames out per stream and writing them to the segments.
     write: Duration,
     /// fdatasync of the touched segments.
     segment_sync: Duration,
@@ -66,30 +67,21 @@ pub(crate) struct ActiveSegment {
     pub(crate) path: PathBuf,
     /// The open file.
     pub(crate) file: File,
-    /// Its committed length: the next write goes there.
+    /// Its committed length in the file: the next unit goes there.
     pub(crate) committed: u64,
+    /// The committed length of its uncompressed content.
+    pub(crate) u_len: u64,
     /// When it was created (Unix ms), for rotation by age.
     pub(crate) created_ms: u64,
-    /// Its frames for the compressor, if every committed line was seen going by.
-    pub(crate) plan: Option<FramePlan>,
+    /// Its frames, shared with the catalog.
+    pub(crate) frames: Arc<FrameTable>,
 }
 
-/// One stream's share of a group.
-struct Pending {
-    key: StreamKey,
-    buf: Vec<u8>,
-    ts: LineStats,
-    /// (end in `buf`, lines) of chunks of about [`CHUNK_TARGET`] bytes, for the frame plan.
-    chunks: Vec<(usize, LineStats)>,
-}
-
-/// A stream's lines and the segment they go to.
+/// A stream's unit of a group and the segment it goes to.
 struct Target {
     key: StreamKey,
     seg: ActiveSegment,
-    buf: Vec<u8>,
-    ts: LineStats,
-    chunks: Vec<(usize, LineStats)>,
+    unit: Unit,
 }
 
 /// The writer thread's state.
@@ -99,7 +91,7 @@ pub(crate) struct Writer {
     log: CommitLog,
     active: HashMap<StreamKey, ActiveSegment>,
     next_seq: u64,
-    compress: Sender<CompressMsg>,
+    seal: Sender<SealMsg>,
     retention: Sender<RetentionMsg>,
     carry: Option<Job>,
     last_age_check: Instant,
@@ -109,14 +101,6 @@ pub(crate) struct Writer {
 fn reply(job: Job, outcome: Result<WriteOutcome, StoreError>) {
     // The submitter may have stopped waiting; the outcome stands anyway.
     let _ = job.reply.send(outcome);
-}
-
-fn kind_slot(kind: Kind) -> usize {
-    match kind {
-        Kind::Log => 0,
-        Kind::Metric => 1,
-        Kind::Record => 2,
-    }
 }
 
 /// How often the writer checks segment ages when idle.
@@ -175,7 +159,7 @@ impl Writer {
         log: CommitLog,
         active: Vec<(StreamKey, ActiveSegment)>,
         next_seq: u64,
-        compress: Sender<CompressMsg>,
+        seal: Sender<SealMsg>,
         retention: Sender<RetentionMsg>,
     ) -> Self {
         Writer {
@@ -184,7 +168,7 @@ impl Writer {
             log,
             active: active.into_iter().collect(),
             next_seq,
-            compress,
+            seal,
             retention,
             carry: None,
             last_age_check: Instant::now(),
@@ -215,7 +199,7 @@ impl Writer {
             let timing = tracing::enabled!(target: "logops_store::timing", tracing::Level::DEBUG);
             let summary = timing.then(|| {
                 let oldest = group.iter().map(|j| j.queued).min().unwrap_or(started);
-                let bytes: usize = group.iter().map(|j| j.batch.data.len()).sum();
+                let bytes: usize = group.iter().map(|j| j.batch.compressed_len()).sum();
                 (
                     group.len(),
                     bytes,
@@ -261,15 +245,15 @@ impl Writer {
         self.shared.queue_len.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// `first` and whatever else is queued, up to `max_group_bytes` of bodies.
+    /// `first` and whatever else is queued, up to `max_group_bytes` of frames.
     fn gather(&mut self, first: Job) -> Vec<Job> {
         let max = self.shared.opts.max_group_bytes;
-        let mut bytes = first.batch.data.len();
+        let mut bytes = first.batch.compressed_len();
         let mut group = vec![first];
         while bytes < max {
             let Ok(job) = self.jobs.try_recv() else { break };
             self.dequeued();
-            let len = job.batch.data.len();
+            let len = job.batch.compressed_len();
             if bytes + len > max {
                 self.carry = Some(job);
                 break;
@@ -347,50 +331,26 @@ impl Writer {
         }
     }
 
-    /// Lays the accepted batches' lines out per stream, in submission order.
-    fn layout(accepted: &[Job]) -> Vec<Pending> {
-        let mut pending: Vec<Pending> = Vec::new();
+    /// Lays the accepted batches' frames out per stream, in submission order: one unit
+    /// per stream.
+    fn layout(accepted: &[Job]) -> Vec<(StreamKey, Unit)> {
+        let mut streams: Vec<(StreamKey, Vec<&Frame>)> = Vec::new();
         let mut index: HashMap<StreamKey, usize> = HashMap::new();
         for job in accepted {
             let b = &job.batch;
-            let mut slots = [None; 3];
-            for line in &b.lines {
-                let slot = &mut slots[kind_slot(line.kind)];
-                let i = *slot.get_or_insert_with(|| {
-                    *index
-                        .entry((b.tenant.clone(), line.kind))
-                        .or_insert_with(|| {
-                            pending.push(Pending {
-                                key: (b.tenant.clone(), line.kind),
-                                buf: Vec::new(),
-                                ts: LineStats::default(),
-                                chunks: vec![(0, LineStats::default())],
-                            });
-                            pending.len() - 1
-                        })
+            for frame in &b.frames {
+                let key = (b.tenant.clone(), frame.kind);
+                let i = *index.entry(key.clone()).or_insert_with(|| {
+                    streams.push((key, Vec::new()));
+                    streams.len() - 1
                 });
-                let p = &mut pending[i];
-                p.buf
-                    .extend_from_slice(&b.data[line.start as usize..line.end as usize]);
-                p.buf.push(b'\n');
-                p.ts.add(Some(line.ts));
-                let len = p.buf.len();
-                if let Some(chunk) = p.chunks.last_mut() {
-                    chunk.0 = len;
-                    chunk.1.add(Some(line.ts));
-                }
-                let chunk_start = p.chunks.len().checked_sub(2).map_or(0, |i| p.chunks[i].0);
-                if len - chunk_start >= CHUNK_TARGET {
-                    p.chunks.push((len, LineStats::default()));
-                }
+                streams[i].1.push(frame);
             }
         }
-        for p in &mut pending {
-            if p.chunks.last().is_some_and(|c| c.1.lines == 0) {
-                p.chunks.pop();
-            }
-        }
-        pending
+        streams
+            .into_iter()
+            .map(|(key, frames)| (key, Unit::of(&frames)))
+            .collect()
     }
 
     fn write_group(&mut self, accepted: &[Job], now: u64) -> Result<(), StoreError> {
@@ -399,15 +359,9 @@ impl Writer {
         let pending = Self::layout(accepted);
         self.times.write += t.elapsed();
         let t = Instant::now();
-        for p in pending {
-            match self.take_active(&p.key, now) {
-                Ok(seg) => targets.push(Target {
-                    key: p.key,
-                    seg,
-                    buf: p.buf,
-                    ts: p.ts,
-                    chunks: p.chunks,
-                }),
+        for (key, unit) in pending {
+            match self.take_active(&key, now) {
+                Ok(seg) => targets.push(Target { key, seg, unit }),
                 Err(e) => {
                     self.restore(targets, false);
                     return Err(e);
@@ -423,11 +377,11 @@ impl Writer {
         let t = Instant::now();
         let segments: Vec<(u64, u64)> = targets
             .iter()
-            .map(|t| (t.seg.seq, t.seg.committed + t.buf.len() as u64))
+            .map(|t| (t.seg.seq, t.seg.committed + t.unit.bytes.len() as u64))
             .collect();
         let checks: Vec<(u64, u32)> = targets
             .iter()
-            .map(|t| (t.seg.committed, crc32fast::hash(&t.buf)))
+            .map(|t| (t.seg.committed, crc32fast::hash(&t.unit.bytes)))
             .collect();
         let record = commit_log::encode_group(
             now,
@@ -465,7 +419,7 @@ impl Writer {
         self.publish(&mut targets, accepted, now);
         let max_bytes = self.shared.opts.segment_max_bytes;
         for t in targets {
-            if t.seg.committed >= max_bytes {
+            if t.seg.u_len >= max_bytes {
                 if let Err(seg) = self.close(&t.key, t.seg) {
                     self.active.insert(t.key, seg);
                 }
@@ -477,36 +431,42 @@ impl Writer {
         Ok(())
     }
 
-    /// Writes each target's lines after its committed length (not synced yet).
+    /// Writes each target's unit after its committed length (not synced yet).
     fn write_segments(&mut self, targets: &[Target]) -> Result<(), StoreError> {
         let t = Instant::now();
         for t in targets {
             t.seg
                 .file
-                .write_all_at(&t.buf, t.seg.committed)
+                .write_all_at(&t.unit.bytes, t.seg.committed)
                 .map_err(StoreError::io_fn("write to the segment", &t.seg.path))?;
         }
         self.times.write += t.elapsed();
         Ok(())
     }
 
-    /// Makes a committed group visible: committed lengths, segment stats, stored ids.
+    /// Makes a committed group visible: frames, committed lengths, segment stats, stored
+    /// ids.
     fn publish(&self, targets: &mut [Target], accepted: &[Job], now: u64) {
         let mut lines = 0;
+        for t in targets.iter() {
+            let (c_base, u_base) = (t.seg.committed, t.seg.u_len);
+            t.seg.frames.extend(t.unit.frames.iter().map(|f| {
+                let mut f = *f;
+                f.c_off += c_base;
+                f.u_off += u_base;
+                f
+            }));
+        }
         {
             let mut catalog = lock(&self.shared.catalog);
             for t in targets.iter_mut() {
-                if let Some(plan) = &mut t.seg.plan {
-                    for (end, stats) in &t.chunks {
-                        plan.push(t.seg.committed + *end as u64, stats);
-                    }
-                }
-                t.seg.committed += t.buf.len() as u64;
-                lines += t.ts.lines;
+                t.seg.committed += t.unit.bytes.len() as u64;
+                t.seg.u_len += t.unit.u_len;
+                lines += t.unit.ts.lines;
                 if let Some(m) = catalog.get_mut(t.seg.seq) {
-                    m.committed_len = t.seg.committed;
+                    m.committed_len = t.seg.u_len;
                     m.bytes_on_disk = t.seg.committed;
-                    m.ts.merge(&t.ts);
+                    m.ts.merge(&t.unit.ts);
                     m.last_write_ms = now;
                 }
             }
@@ -537,7 +497,7 @@ impl Writer {
 
     fn is_due(&self, seg: &ActiveSegment, now: u64) -> bool {
         let max_age = self.shared.opts.segment_max_age.as_millis() as u64;
-        seg.committed >= self.shared.opts.segment_max_bytes
+        seg.u_len >= self.shared.opts.segment_max_bytes
             || now.saturating_sub(seg.created_ms) >= max_age
     }
 
@@ -560,7 +520,7 @@ impl Writer {
         let root = &self.shared.opts.dir;
         let dir = stream_dir(root, &key.0, key.1);
         create_dirs_durably(root, &dir)?;
-        let path = dir.join(ndjson_name(seq));
+        let path = dir.join(open_name(seq));
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -573,19 +533,20 @@ impl Writer {
             }
             return Err(e);
         }
+        let frames = Arc::new(FrameTable::default());
         lock(&self.shared.catalog).insert(SegmentMeta {
             seq,
             tenant: key.0.clone(),
             kind: key.1,
             path: path.clone(),
             closed: false,
-            compressed: false,
+            sealed: false,
             bytes_on_disk: 0,
             committed_len: 0,
             ts: LineStats::default(),
             created_ms: now,
             last_write_ms: now,
-            frames: None,
+            frames: frames.clone(),
             readers: Default::default(),
         });
         debug!(path = %path.display(), "segment created");
@@ -594,13 +555,14 @@ impl Writer {
             path,
             file,
             committed: 0,
+            u_len: 0,
             created_ms: now,
-            plan: Some(FramePlan::default()),
+            frames,
         })
     }
 
-    /// Closes a segment: records it in the log and hands it to the compressor (an empty one
-    /// is just removed). Gives the segment back if the close could not be recorded.
+    /// Closes a segment: records it in the log and hands it to the sealer (an empty one is
+    /// just removed). Gives the segment back if the close could not be recorded.
     fn close(&mut self, key: &StreamKey, seg: ActiveSegment) -> Result<(), ActiveSegment> {
         if seg.committed == 0 {
             lock(&self.shared.catalog).remove(seg.seq);
@@ -624,11 +586,12 @@ impl Writer {
             kind = %key.1,
             path = %seg.path.display(),
             bytes = seg.committed,
+            uncompressed = seg.u_len,
             "segment closed"
         );
         // The receivers only go away at shutdown, when the closed segment is picked up at
         // the next open instead.
-        let _ = self.compress.send(CompressMsg::Segment(seg.seq, seg.plan));
+        let _ = self.seal.send(SealMsg::Segment(seg.seq));
         let _ = self.retention.send(RetentionMsg::Run);
         Ok(())
     }
@@ -663,10 +626,10 @@ impl Writer {
         };
         let segments: Vec<SegState> = lock(&self.shared.catalog)
             .iter()
-            .filter(|m| !m.compressed && m.committed_len > 0)
+            .filter(|m| !m.sealed && m.bytes_on_disk > 0)
             .map(|m| SegState {
                 seq: m.seq,
-                committed: m.committed_len,
+                committed: m.bytes_on_disk,
                 closed: m.closed,
                 created_ms: m.created_ms,
                 last_write_ms: m.last_write_ms,

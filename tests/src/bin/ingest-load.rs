@@ -9,8 +9,13 @@
 //!
 //! ```text
 //! ingest-load [--connections 32] [--batches 2000] [--duration 60] [--events-per-batch 1000]
-//!             [--line-bytes 200] [--rate EVENTS_PER_SEC] [--pool N] [--binary PATH]
+//!             [--line-bytes 200] [--rate EVENTS_PER_SEC] [--pool N] [--binary PATH] [--timing]
 //! ```
+//!
+//! `--timing` turns on the ingest's timing logs (targets `logops_ingest::timing` and
+//! `logops_store::timing`), prints percentiles of each stage of its requests and group
+//! commits (where the acknowledgement latency comes from, apart from the machine's load) and
+//! saves the ingest's log in the temporary directory.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -32,10 +37,12 @@ struct Args {
     rate: Option<f64>,
     pool: Option<usize>,
     binary: Option<std::path::PathBuf>,
+    timing: bool,
 }
 
 const USAGE: &str = "usage: ingest-load [--connections N] [--batches N] [--duration SECS] \
-[--events-per-batch N] [--line-bytes N] [--rate EVENTS_PER_SEC] [--pool N] [--binary PATH]";
+[--events-per-batch N] [--line-bytes N] [--rate EVENTS_PER_SEC] [--pool N] [--binary PATH] \
+[--timing]";
 
 fn parse_args() -> anyhow::Result<Args> {
     let mut a = Args {
@@ -47,12 +54,17 @@ fn parse_args() -> anyhow::Result<Args> {
         rate: None,
         pool: None,
         binary: None,
+        timing: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "-h" || flag == "--help" {
             println!("{USAGE}");
             std::process::exit(0);
+        }
+        if flag == "--timing" {
+            a.timing = true;
+            continue;
         }
         let value = it
             .next()
@@ -98,13 +110,15 @@ fn run() -> anyhow::Result<()> {
         None => release_ingest_binary()?,
     };
     println!("logops-ingest: {}", binary.display());
-    let h = IngestHarness::try_start(
-        IngestOptions::new().binary(binary).tenant(
-            TenantSpec::new("load")
-                .events_per_second(1_000_000_000)
-                .bytes_per_second("1000GiB"),
-        ),
-    )?;
+    let mut opts = IngestOptions::new().binary(binary).tenant(
+        TenantSpec::new("load")
+            .events_per_second(1_000_000_000)
+            .bytes_per_second("1000GiB"),
+    );
+    if args.timing {
+        opts = opts.env("RUST_LOG", TIMING_LOG);
+    }
+    let h = IngestHarness::try_start(opts)?;
     let key = h.tenant("load").key.clone();
     let url = h.url();
     let pid = h.pid().context("the ingest's pid")?;
@@ -196,14 +210,18 @@ fn run() -> anyhow::Result<()> {
         cpu / secs * 100.0
     );
     println!("generator CPU:    {own:.2} s (this process, during the load)");
-    // The compressor works in the background and may still be busy with the segments that
-    // closed during the load: their compression is part of the cost of these events.
+    // The sealer works in the background and may still be busy with the segments that
+    // closed during the load (writing their index, or compressing them for a build before
+    // segments were made of frames): that is part of the cost of these events.
     let t = Instant::now();
     let stream = h.store_dir().join("load").join("log");
     let caught_up = loop {
         let waiting = logops_e2e::process::list_files(&stream)
             .iter()
-            .filter(|(p, _)| p.extension().is_some_and(|e| e == "ndjson"))
+            .filter(|(p, _)| {
+                let name = p.to_string_lossy();
+                name.ends_with(".open.ndjson.zst") || name.ends_with(".ndjson")
+            })
             .count();
         if waiting <= 1 || t.elapsed() > Duration::from_secs(60) {
             break waiting <= 1;
@@ -212,7 +230,7 @@ fn run() -> anyhow::Result<()> {
     };
     let cpu_all = cpu_seconds(pid).context("reading the ingest's CPU time")? - cpu_before;
     println!(
-        "ingest CPU incl. compression: {cpu_all:.2} s, {:.0} events per CPU-second ({}compressing the segments closed during the load, {:.1} s after it)",
+        "ingest CPU incl. sealing: {cpu_all:.2} s, {:.0} events per CPU-second ({}sealing the segments closed during the load, {:.1} s after it)",
         events / cpu_all.max(1e-9),
         if caught_up { "after " } else { "NOT caught up after 60 s " },
         t.elapsed().as_secs_f64()
@@ -245,6 +263,16 @@ fn run() -> anyhow::Result<()> {
         }
     }
 
+    if args.timing {
+        let log = h.log();
+        print_timing(&log);
+        let saved = std::env::temp_dir().join(format!("ingest-load-{}.log", std::process::id()));
+        match std::fs::write(&saved, &log) {
+            Ok(()) => println!("the ingest's log: {}", saved.display()),
+            Err(e) => eprintln!("cannot save the ingest's log to {}: {e}", saved.display()),
+        }
+    }
+
     // Count what was stored.
     let t = Instant::now();
     let stored = rt.block_on(count_stored(&url, &key))?;
@@ -262,6 +290,82 @@ fn run() -> anyhow::Result<()> {
     }
     println!("OK: stored == acknowledged");
     Ok(())
+}
+
+/// The ingest's log filter with `--timing`.
+const TIMING_LOG: &str = "info,logops_ingest::timing=debug,logops_store::timing=debug";
+
+/// The `key=value` fields of the timing log lines of `target` whose message is `what`.
+fn timing_fields<'a>(
+    log: &'a str,
+    target: &str,
+    what: &str,
+) -> Vec<std::collections::HashMap<&'a str, u64>> {
+    let marker = format!("{target}: {what} ");
+    log.lines()
+        .filter_map(|l| l.split_once(&marker).map(|(_, fields)| fields))
+        .map(|fields| {
+            fields
+                .split_whitespace()
+                .filter_map(|kv| kv.split_once('='))
+                .filter_map(|(k, v)| v.parse().ok().map(|v| (k, v)))
+                .collect()
+        })
+        .collect()
+}
+
+/// Prints p50/p90/p99/max of each field of the request and group timing lines.
+fn print_timing(log: &str) {
+    let table = |title: &str, rows: &[std::collections::HashMap<&str, u64>], keys: &[&str]| {
+        println!("{title} ({} lines), ms:", rows.len());
+        for key in keys {
+            let mut v: Vec<u64> = rows.iter().filter_map(|r| r.get(key).copied()).collect();
+            if v.is_empty() {
+                continue;
+            }
+            v.sort_unstable();
+            let p = |q: f64| v[((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1];
+            let ms = |us: u64| us as f64 / 1000.0;
+            println!(
+                "  {key:<18} p50 {:>7.2}  p90 {:>7.2}  p99 {:>7.2}  max {:>7.2}",
+                ms(p(0.5)),
+                ms(p(0.9)),
+                ms(p(0.99)),
+                ms(p(1.0))
+            );
+        }
+    };
+    let requests = timing_fields(log, "logops_ingest::timing", "request");
+    table(
+        "requests (read: body arrived; check: decompress+validate+frames; store: queue+group commit)",
+        &requests,
+        &["read_us", "check_us", "submit_us", "store_us", "total_us"],
+    );
+    let groups = timing_fields(log, "logops_store::timing", "group");
+    table(
+        "group commits (oldest_wait: the first batch's time in the queue)",
+        &groups,
+        &[
+            "oldest_wait_us",
+            "write_us",
+            "segment_sync_us",
+            "log_sync_us",
+            "rotate_us",
+            "commit_us",
+            "total_us",
+        ],
+    );
+    let batches: Vec<u64> = groups
+        .iter()
+        .filter_map(|g| g.get("batches").copied())
+        .collect();
+    if !batches.is_empty() {
+        println!(
+            "  batches per group: mean {:.1}, max {}",
+            batches.iter().sum::<u64>() as f64 / batches.len() as f64,
+            batches.iter().max().unwrap_or(&0)
+        );
+    }
 }
 
 struct LoadResult {
