@@ -3,6 +3,7 @@
 //! Sources serialize each event as they make it, so a chunk holds bytes, not `Event`s; the
 //! buffer stores one value per chunk (never one key per event).
 
+use logops_common::write::{write_log_line, LineHead};
 use logops_common::Event;
 
 /// NDJSON lines of events read together, plus their count.
@@ -29,6 +30,13 @@ impl Chunk {
     /// Appends one event as a line.
     pub fn push(&mut self, event: &Event<'_>) {
         event.write_line(&mut self.data);
+        self.events += 1;
+    }
+
+    /// Appends one log event made of a head shared with other events, the raw text of its
+    /// attributes (a JSON object) and its body ([`write_log_line`]).
+    pub fn push_log(&mut self, head: &LineHead, attrs: &str, body: &str) {
+        write_log_line(&mut self.data, head, Some(attrs), None, body);
         self.events += 1;
     }
 

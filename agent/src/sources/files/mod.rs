@@ -54,7 +54,6 @@ mod reader;
 #[cfg(test)]
 mod tests;
 
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::future::Future;
@@ -64,11 +63,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use logops_common::event::{Attrs, Event, Labels, Payload};
-use logops_common::Timestamp;
+use logops_common::event::Labels;
+use logops_common::write::LineHead;
+use logops_common::{Kind, Timestamp};
 use notify::{EventKind, RecursiveMode, Watcher};
 use prometheus_client::metrics::counter::Counter;
-use serde_json::value::RawValue;
 
 use crate::chunk::Chunk;
 use crate::config::{FilesConfig, StartAt};
@@ -487,34 +486,18 @@ fn emit_records(
         };
         return emit(o, t, &Chunk::new(), update, (0, 0));
     }
-    let labels: Labels<'_> = o
-        .group
-        .labels
-        .iter()
-        .map(|(k, v)| (Cow::Borrowed(k.as_ref()), Cow::Borrowed(v.as_ref())))
-        .collect();
-    let mut ev = Event {
-        ts: Timestamp::now(),
-        host: Cow::Borrowed(&**o.emitter.agent_id()),
-        source: Cow::Borrowed(SOURCE),
-        labels,
-        attrs: None,
-        payload: Payload::Log {
-            severity: None,
-            body: Cow::Borrowed(""),
-        },
-    };
+    // Every record of one read shares the timestamp, host, source and labels.
+    let head = LineHead::new(
+        Timestamp::now(),
+        Kind::Log,
+        o.emitter.agent_id(),
+        SOURCE,
+        &o.group.labels,
+    );
     let mut chunk = Chunk::with_capacity(CHUNK_BYTES + 16 * 1024);
     let (mut lines, mut bytes) = (0u64, 0u64);
     for (i, rec) in recs.list.iter().enumerate() {
-        let raw: &RawValue = serde_json::from_str(&recs.attrs[rec.attrs.clone()])
-            .expect("the reader writes valid JSON objects");
-        ev.attrs = Attrs::from_raw(raw).ok();
-        ev.payload = Payload::Log {
-            severity: None,
-            body: Cow::Borrowed(recs.body(rec, buf)),
-        };
-        chunk.push(&ev);
+        chunk.push_log(&head, &recs.attrs[rec.attrs.clone()], recs.body(rec, buf));
         lines += u64::from(rec.lines);
         bytes += rec.bytes;
         let is_last = i + 1 == n;
