@@ -40,6 +40,12 @@ impl Chunk {
         self.events += 1;
     }
 
+    /// Empties it, keeping its memory (a source reuses one chunk).
+    pub fn clear(&mut self) {
+        self.data.clear();
+        self.events = 0;
+    }
+
     /// Rebuilds a chunk from stored NDJSON and its event count.
     pub fn from_parts(data: Vec<u8>, events: u32) -> Self {
         Chunk { data, events }

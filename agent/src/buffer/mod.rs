@@ -148,10 +148,35 @@ struct Inner {
     queued_events: AtomicU64,
     queued_bytes: AtomicU64,
     next_chunk: AtomicU64,
-    zstd_level: i32,
     /// The positions carried by chunks not yet cut: key → (the newest such chunk, its
     /// position; `None` = forgotten). They override `checkpoints`.
     pending_checkpoints: Mutex<BTreeMap<Vec<u8>, (u64, Option<Vec<u8>>)>>,
+    /// The compressor of appended chunks and its output buffer, kept between appends: a
+    /// new zstd context and output for every chunk cost CPU and left the allocator's
+    /// arenas fragmented by short-lived 256 KiB blocks (peak RSS of a burst).
+    compressor: Mutex<ChunkCompressor>,
+}
+
+/// A zstd context and the buffer it compresses into.
+struct ChunkCompressor {
+    level: i32,
+    cctx: Option<zstd::bulk::Compressor<'static>>,
+    out: Vec<u8>,
+}
+
+impl ChunkCompressor {
+    /// Compresses `data` into one frame (valid until the next call).
+    fn frame(&mut self, data: &[u8]) -> std::io::Result<&[u8]> {
+        let cctx = match &mut self.cctx {
+            Some(c) => c,
+            None => self.cctx.insert(zstd::bulk::Compressor::new(self.level)?),
+        };
+        self.out.clear();
+        self.out
+            .reserve(zstd::zstd_safe::compress_bound(data.len()));
+        let n = cctx.compress_to_buffer(data, &mut self.out)?;
+        Ok(&self.out[..n])
+    }
 }
 
 /// Positions taken from chunks, in chunk order (a later one replaces an earlier one).
@@ -235,8 +260,12 @@ impl Buffer {
             queued_events: AtomicU64::new(0),
             queued_bytes: AtomicU64::new(0),
             next_chunk: AtomicU64::new(0),
-            zstd_level: opts.zstd_level,
             pending_checkpoints: Mutex::new(BTreeMap::new()),
+            compressor: Mutex::new(ChunkCompressor {
+                level: opts.zstd_level,
+                cctx: None,
+                out: Vec::new(),
+            }),
         };
         let buffer = Buffer {
             inner: Arc::new(inner),
@@ -390,24 +419,25 @@ impl Buffer {
         if chunk.is_empty() && checkpoints.is_empty() {
             return Ok(());
         }
-        let frame = if chunk.is_empty() {
-            Vec::new()
-        } else {
-            zstd::bulk::compress(chunk.data(), i.zstd_level).map_err(|source| {
-                BufferError::Codec {
-                    path: i.path.clone(),
-                    seq: 0,
-                    source,
-                }
-            })?
+        let encode = |frame: &[u8]| {
+            ChunkRecord::encode(
+                now_ms(),
+                chunk.events(),
+                chunk.len() as u32,
+                checkpoints,
+                frame,
+            )
         };
-        let value = ChunkRecord::encode(
-            now_ms(),
-            chunk.events(),
-            chunk.len() as u32,
-            checkpoints,
-            &frame,
-        );
+        let value = if chunk.is_empty() {
+            encode(&[])
+        } else {
+            let mut c = i.compressor.lock().unwrap_or_else(|p| p.into_inner());
+            encode(c.frame(chunk.data()).map_err(|source| BufferError::Codec {
+                path: i.path.clone(),
+                seq: 0,
+                source,
+            })?)
+        };
         let len = value.len() as u64;
         // Under the lock of the pending positions: chunks are inserted in the order of their
         // keys (so a cut that takes a chunk has seen every one before it), and a position is

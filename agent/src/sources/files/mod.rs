@@ -54,6 +54,7 @@ mod reader;
 #[cfg(test)]
 mod tests;
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::future::Future;
@@ -138,6 +139,7 @@ impl FilesSource {
             overlaps: HashSet::new(),
             buf: vec![0; max_line + READ_SIZE],
             records: Records::default(),
+            chunk: RefCell::new(Chunk::with_capacity(CHUNK_BYTES + 16 * 1024)),
             watcher,
             watched: HashMap::new(),
             watch_failed: HashSet::new(),
@@ -331,6 +333,8 @@ struct Ctx {
     /// The read buffer: the longest carry plus one block.
     buf: Vec<u8>,
     records: Records,
+    /// The chunk records are written into (one, reused: its 256 KiB are allocated once).
+    chunk: RefCell<Chunk>,
     watcher: Option<notify::RecommendedWatcher>,
     /// Watched directories and their identity (a directory recreated is watched again).
     watched: HashMap<PathBuf, FileKey>,
@@ -462,6 +466,7 @@ struct Out<'a> {
     emitter: &'a Emitter,
     shutdown: &'a Shutdown,
     group: &'a GroupOut,
+    chunk: &'a RefCell<Chunk>,
 }
 
 /// Emits records in chunks, each with `t`'s checkpoint after its last record; the last
@@ -494,7 +499,8 @@ fn emit_records(
         SOURCE,
         &o.group.labels,
     );
-    let mut chunk = Chunk::with_capacity(CHUNK_BYTES + 16 * 1024);
+    let mut chunk = o.chunk.borrow_mut();
+    chunk.clear();
     let (mut lines, mut bytes) = (0u64, 0u64);
     for (i, rec) in recs.list.iter().enumerate() {
         chunk.push_log(&head, &recs.attrs[rec.attrs.clone()], recs.body(rec, buf));
@@ -509,9 +515,7 @@ fn emit_records(
             };
             emit(o, t, &chunk, update, (lines, bytes))?;
             (lines, bytes) = (0, 0);
-            if !is_last {
-                chunk = Chunk::with_capacity(CHUNK_BYTES + 16 * 1024);
-            }
+            chunk.clear();
         }
     }
     Ok(())
@@ -589,6 +593,7 @@ impl Ctx {
             emitter: &self.emitter,
             shutdown: &self.shutdown,
             group: g,
+            chunk: &self.chunk,
         }
     }
 
@@ -999,6 +1004,7 @@ impl Ctx {
             emitter: &self.emitter,
             shutdown: &self.shutdown,
             group: out,
+            chunk: &self.chunk,
         };
         let size = match t.file.metadata() {
             Ok(m) => m.len(),
@@ -1084,6 +1090,7 @@ impl Ctx {
             emitter: &self.emitter,
             shutdown: &self.shutdown,
             group: out,
+            chunk: &self.chunk,
         };
         let r = emit_records(&o, t, &[], &self.records, Last::Keep);
         self.records.clear();
