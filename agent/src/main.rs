@@ -173,9 +173,12 @@ fn main() -> ExitCode {
 }
 
 fn run(path: &Path, config: Config) -> anyhow::Result<()> {
-    // Two workers are plenty: file reading runs on its own thread, sends are I/O bound.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One runtime thread: the agent's async work (shipping, the local endpoint, ping, SNMP)
+    // is I/O bound, and whatever blocks (sled: emits, cuts, flushes; host sampling; file
+    // reading has its own thread) runs on the blocking pool. Measured idle: 2-3 threads
+    // fewer, about 0.3 MiB less anonymous memory and a fifth less CPU than 2 workers; a
+    // 2,000-device SNMP poll (half v3 authPriv) used 10 % of a core either way.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .max_blocking_threads(8)
         .thread_name("agent")
         .enable_all()

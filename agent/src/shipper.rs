@@ -122,6 +122,10 @@ impl Shipper {
             builder = builder.tls_backend_preconfigured((*tls).clone());
             Some(tls)
         } else {
+            // Plain http: no trust store to load (reqwest would read and parse every
+            // system CA at startup: memory and code an http agent never uses). A redirect
+            // to https would fail certificate verification, visibly.
+            builder = builder.tls_certs_only([]);
             None
         };
         let client = builder.build().context("building the HTTP client")?;
