@@ -20,8 +20,13 @@
 //!
 //! ```text
 //! agent-bench [--lines 1000000] [--line-bytes 100] [--runs 3] [--idle-secs 60]
-//!             [--skip-idle] [--skip-throughput] [--agent PATH] [--ingest PATH]
+//!             [--ship KEY=TOML]... [--skip-idle] [--skip-throughput] [--agent PATH]
+//!             [--ingest PATH]
 //! ```
+//!
+//! `--ship` sets a `[ship]` option of the throughput runs' agent (raw TOML value), e.g.
+//! `--ship max_in_flight=2 --ship batch_max_events=10000`; by default it runs on the
+//! agent's defaults.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -37,13 +42,15 @@ use logops_e2e::process::{
 };
 use logops_e2e::{metric_sum, parse_prometheus, IngestHarness, IngestOptions, TenantSpec};
 
-const USAGE: &str = "usage: agent-bench [--lines N] [--line-bytes N] [--runs N] [--idle-secs N] [--skip-idle] [--skip-throughput] [--agent PATH] [--ingest PATH]";
+const USAGE: &str = "usage: agent-bench [--lines N] [--line-bytes N] [--runs N] [--idle-secs N] [--ship KEY=TOML]... [--skip-idle] [--skip-throughput] [--agent PATH] [--ingest PATH]";
 
 struct Args {
     lines: u64,
     line_bytes: usize,
     runs: usize,
     idle: Duration,
+    /// `[ship]` settings of the throughput runs: key → raw TOML.
+    ship: Vec<(String, String)>,
     skip_idle: bool,
     skip_throughput: bool,
     agent: Option<PathBuf>,
@@ -56,6 +63,7 @@ fn parse_args() -> anyhow::Result<Args> {
         line_bytes: 100,
         runs: 3,
         idle: Duration::from_secs(60),
+        ship: Vec::new(),
         skip_idle: false,
         skip_throughput: false,
         agent: None,
@@ -90,6 +98,12 @@ fn parse_args() -> anyhow::Result<Args> {
             "--lines" => a.lines = num(&value)?.max(1),
             "--line-bytes" => a.line_bytes = (num(&value)? as usize).max(20),
             "--runs" => a.runs = (num(&value)? as usize).max(1),
+            "--ship" => {
+                let (k, v) = value
+                    .split_once('=')
+                    .with_context(|| format!("--ship {value}: expected KEY=TOML\n{USAGE}"))?;
+                a.ship.push((k.trim().to_owned(), v.trim().to_owned()));
+            }
             "--idle-secs" => a.idle = Duration::from_secs(num(&value)?.max(1)),
             "--agent" => a.agent = Some(value.into()),
             "--ingest" => a.ingest = Some(value.into()),
@@ -97,6 +111,17 @@ fn parse_args() -> anyhow::Result<Args> {
         }
     }
     Ok(a)
+}
+
+/// User + system CPU seconds of this process so far.
+fn own_cpu_seconds() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0.0;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 fn mib(bytes: u64) -> f64 {
@@ -192,7 +217,20 @@ fn throughput(args: &Args, agent_bin: &Path, ingest_bin: &Path) -> anyhow::Resul
         .iter()
         .map(|r| r.load.map_or("?".into(), |l| format!("{l:.1}")))
         .collect();
-    println!("\n== throughput, {} runs (median, min-max)", runs.len());
+    let settings: Vec<String> = args
+        .ship
+        .iter()
+        .map(|(k, v)| format!("{k} = {v}"))
+        .collect();
+    println!(
+        "\n== throughput, {} runs (median, min-max), [ship] {}",
+        runs.len(),
+        if settings.is_empty() {
+            "defaults".to_owned()
+        } else {
+            settings.join(", ")
+        }
+    );
     println!(
         "end to end                           {:.0} lines/s ({:.0}-{:.0}), {:.1} MiB/s   (target ≥ 1,000,000 lines/s); load average {}",
         median(&rates),
@@ -255,12 +293,17 @@ fn one_run(
             )
             .binary(ingest_bin.to_owned()),
     )?;
-    // The agent's defaults (batch size, age, compression), tailing that one file.
+    // The agent's defaults (batch size, age, compression) unless --ship says otherwise,
+    // tailing that one file.
     let mut opts = AgentOptions::new("bench-agent")
         .files(FilesGroup::new(&[file]).set("rescan_interval", "10s"))
         .binary(agent_bin.to_owned());
     opts.ship.clear();
+    for (k, v) in &args.ship {
+        opts = opts.ship_raw(k, v);
+    }
     let ingest_cpu0 = ingest.cpu_seconds().unwrap_or(0.0);
+    let own_cpu0 = own_cpu_seconds();
     let started = Instant::now();
     let agent = AgentHarness::try_start(ShipTarget::of(&ingest, "bench"), opts)?;
     let up = started.elapsed();
@@ -301,6 +344,7 @@ fn one_run(
         std::thread::sleep(Duration::from_millis(20));
     };
     let load = load_average();
+    let own_cpu = own_cpu_seconds() - own_cpu0;
     let ingest_cpu = ingest.cpu_seconds().unwrap_or(0.0) - ingest_cpu0;
     // Everything is acknowledged: let the shipper delete the last batch, then measure the
     // buffer once more.
@@ -351,6 +395,9 @@ fn one_run(
     println!(
         "agent + ingest CPU                   {:.2} CPU-s per million lines",
         (last.cpu + ingest_cpu) / millions
+    );
+    println!(
+        "this bench's own CPU meanwhile       {own_cpu:.2}s (polling the ingest's /metrics every 20 ms)"
     );
     println!(
         "sled buffer dir                      {:.1} MiB when up, {:.1} MiB at its peak, {:.1} MiB after the drain",
