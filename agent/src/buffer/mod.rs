@@ -150,7 +150,7 @@ struct Inner {
     next_chunk: AtomicU64,
     /// The positions carried by chunks not yet cut: key → (the newest such chunk, its
     /// position; `None` = forgotten). They override `checkpoints`.
-    pending_checkpoints: Mutex<BTreeMap<Vec<u8>, (u64, Option<Vec<u8>>)>>,
+    pending_checkpoints: Mutex<PendingCheckpoints>,
     /// The compressor of appended chunks and its output buffer, kept between appends: a
     /// new zstd context and output for every chunk cost CPU and left the allocator's
     /// arenas fragmented by short-lived 256 KiB blocks (peak RSS of a burst).
@@ -178,6 +178,10 @@ impl ChunkCompressor {
         Ok(&self.out[..n])
     }
 }
+
+/// Positions carried by chunks not yet cut: key → (the newest chunk carrying it, the
+/// position; `None` = forgotten).
+type PendingCheckpoints = BTreeMap<Vec<u8>, (u64, Option<Vec<u8>>)>;
 
 /// Positions taken from chunks, in chunk order (a later one replaces an earlier one).
 type CheckpointMoves = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
@@ -394,7 +398,7 @@ impl Buffer {
     }
 
     /// The positions carried by chunks not yet cut.
-    fn pending_cps(&self) -> MutexGuard<'_, BTreeMap<Vec<u8>, (u64, Option<Vec<u8>>)>> {
+    fn pending_cps(&self) -> MutexGuard<'_, PendingCheckpoints> {
         self.inner
             .pending_checkpoints
             .lock()
