@@ -3,7 +3,9 @@
 //! Sources serialize each event as they make it, so a chunk holds bytes, not `Event`s; the
 //! buffer stores one value per chunk (never one key per event).
 
-use logops_common::Event;
+use logops_common::event::Severity;
+use logops_common::write::{write_log_line, write_log_line_at, LineHead};
+use logops_common::{Event, Timestamp};
 
 /// NDJSON lines of events read together, plus their count.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -32,12 +34,32 @@ impl Chunk {
         self.events += 1;
     }
 
-    /// Appends one event line written by `write`, which must append exactly one wire-format
-    /// event and its newline: what [`Event::write_line`] would write (the syslog source writes
-    /// its lines itself, and its tests compare them with `write_line`'s).
-    pub fn push_line(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
-        write(&mut self.data);
+    /// Appends one log event with the fields of `head` but its own timestamp `ts`, the raw
+    /// text of its attributes (a JSON object), its severity and body
+    /// ([`write_log_line_at`]).
+    pub fn push_log_at(
+        &mut self,
+        head: &LineHead,
+        ts: Timestamp,
+        attrs: &[u8],
+        severity: Option<Severity>,
+        body: &str,
+    ) {
+        write_log_line_at(&mut self.data, head, ts, Some(attrs), severity, body);
         self.events += 1;
+    }
+
+    /// Appends one log event made of a head shared with other events, the raw text of its
+    /// attributes (a JSON object) and its body ([`write_log_line`]).
+    pub fn push_log(&mut self, head: &LineHead, attrs: &str, body: &str) {
+        write_log_line(&mut self.data, head, Some(attrs), None, body);
+        self.events += 1;
+    }
+
+    /// Empties it, keeping its memory (a source reuses one chunk).
+    pub fn clear(&mut self) {
+        self.data.clear();
+        self.events = 0;
     }
 
     /// Rebuilds a chunk from stored NDJSON and its event count.

@@ -195,10 +195,27 @@ fn main() -> ExitCode {
     }
 }
 
+/// At most two glibc malloc arenas. glibc gives each thread that allocates an arena of its
+/// own (up to 8 per core), and an idle agent has a dozen threads (sled's alone are eight):
+/// measured idle, two arenas hold 0.15-0.3 MiB less than one per thread, and a burst of
+/// 1M lines used the same CPU (0.45-0.69 against 0.45-0.62 CPU-s, 4 runs each) and no
+/// more peak RSS.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 fn run(path: &Path, config: Config, stdin: bool) -> anyhow::Result<()> {
-    // Two workers are plenty: file reading runs on its own thread, sends are I/O bound.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    limit_malloc_arenas();
+    // One runtime thread: the agent's async work (shipping, the local endpoint, ping, SNMP)
+    // is I/O bound, and whatever blocks (sled: emits, cuts, flushes; host sampling; file
+    // reading has its own thread) runs on the blocking pool. Measured idle: 2-3 threads
+    // fewer, about 0.3 MiB less anonymous memory and a fifth less CPU than 2 workers; a
+    // 2,000-device SNMP poll (half v3 authPriv) used 10 % of a core either way.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .max_blocking_threads(8)
         .thread_name("agent")
         .enable_all()

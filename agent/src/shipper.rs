@@ -18,9 +18,9 @@ use anyhow::Context;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use logops_common::batch::{Encoding, AGENT_HEADER, BATCH_HEADER, NDJSON};
 use logops_common::sign;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 
-use crate::buffer::{BatchPos, BatchRecord, Buffer};
+use crate::buffer::{BatchPos, BatchRecord, Buffer, BufferError};
 use crate::codec;
 use crate::config::ShipConfig;
 use crate::metrics::{AgentMetrics, ReasonLabels};
@@ -122,7 +122,10 @@ impl Shipper {
             builder = builder.tls_backend_preconfigured((*tls).clone());
             Some(tls)
         } else {
-            builder = builder.tls_backend_preconfigured(crate::tls::unused_config()?);
+            // Plain http: no trust store to load (reqwest would read and parse every
+            // system CA at startup: memory and code an http agent never uses). A redirect
+            // to https would fail certificate verification, visibly.
+            builder = builder.tls_certs_only([]);
             None
         };
         let client = builder.build().context("building the HTTP client")?;
@@ -156,16 +159,15 @@ impl Shipper {
         codec::encoding(self.cfg.compression)
     }
 
-    /// When queued events should be cut into a batch (`final_flush`: anything queued, now).
-    fn due(&self, final_flush: bool) -> anyhow::Result<Due> {
+    /// When queued events should be cut into a batch: when there are enough events or
+    /// bytes for a full one, when the oldest is `batch_max_age` old, or now if anything is
+    /// queued and `early` (stopping; or the tail of a burst, see [`Shipper::run`]).
+    fn due(&self, early: bool) -> anyhow::Result<Due> {
         let b = &self.sender.buffer;
         if b.queued_events() == 0 {
             return Ok(Due::Nothing);
         }
-        if final_flush
-            || b.queued_events() >= self.cfg.batch_max_events as u64
-            || b.queued_bytes() >= self.cfg.batch_max_bytes.bytes()
-        {
+        if early || self.full_batch_queued() {
             return Ok(Due::Now);
         }
         let now = jiff::Timestamp::now().as_millisecond().max(0) as u64;
@@ -177,13 +179,23 @@ impl Shipper {
         })
     }
 
-    fn cut(&self) -> anyhow::Result<Option<BatchRecord>> {
-        Ok(self.sender.buffer.cut(
+    /// Whether the queued events fill a batch.
+    fn full_batch_queued(&self) -> bool {
+        let b = &self.sender.buffer;
+        b.queued_events() >= self.cfg.batch_max_events as u64
+            || b.queued_bytes() >= self.cfg.batch_max_bytes.bytes()
+    }
+
+    /// Cuts a batch on the blocking pool (it reads the chunks and flushes the buffer to
+    /// disk: not work for the runtime's threads).
+    fn start_cut(&self) -> JoinHandle<Result<Option<BatchRecord>, BufferError>> {
+        let buffer = self.sender.buffer.clone();
+        let (events, bytes) = (
             self.cfg.batch_max_events,
             self.cfg.batch_max_bytes.as_usize(),
-            self.encoding(),
-            self.cfg.zstd_level,
-        )?)
+        );
+        let (encoding, level) = (self.encoding(), self.cfg.zstd_level);
+        tokio::task::spawn_blocking(move || buffer.cut(events, bytes, encoding, level))
     }
 
     /// Sends until `shutdown`; then, for at most `drain`, cuts and sends what is left.
@@ -191,65 +203,69 @@ impl Shipper {
     /// unsent stays in the buffer and is sent under the same ids by the next shipper.
     ///
     /// The loop sleeps until something happens — a source appended events (or dead letters
-    /// were replayed: [`Emitter::replay`]), a send ended, the oldest queued event
+    /// were replayed: [`Emitter::replay`]), a send or a cut ended, the oldest queued event
     /// reaches `batch_max_age`, a stop — so an idle agent's shipper never wakes up.
+    ///
+    /// Cutting overlaps sending: while every send slot is busy, the next full batch is cut
+    /// (numbered and flushed to disk) ahead, at most `max_in_flight` batches ahead, so a
+    /// slot that frees up is refilled at once. The tail of a burst goes at once too: after a
+    /// full batch, what is left is cut as soon as a slot is free instead of waiting for
+    /// `batch_max_age` (which is for trickles, to gather them into fewer batches).
     pub async fn run(self, shutdown: Shutdown, abort: Shutdown, drain: Duration) {
         let (stop_sends, sends_stop) = Shutdown::new();
-        // Batches being sent; any other stored batch (cut before the last stop, split, or
-        // replayed from the dead letters while running) is picked up when a slot is free.
+        // Batches being sent; any other stored batch (cut ahead, cut before the last stop,
+        // split, or replayed from the dead letters while running) is sent when a slot is
+        // free, in queue order.
         let mut in_flight: HashSet<BatchPos> = HashSet::new();
         let mut tasks: JoinSet<BatchPos> = JoinSet::new();
+        let mut cutting: Option<JoinHandle<Result<Option<BatchRecord>, BufferError>>> = None;
+        // The last cut was a full batch: a burst is being shipped.
+        let mut burst = false;
         let mut draining_since: Option<Instant> = None;
         let mut shutdown = shutdown;
         let mut abort = abort;
-        let mut announced = false;
+        let mut first = true;
+        // After a failed cut, cut again only then.
+        let mut retry_cut_at: Option<Instant> = None;
         loop {
+            let now = Instant::now();
             // When to look again without an event (a batch that comes due, a retry).
-            let mut wake: Option<Instant> = None;
+            let mut wake: Option<Instant> = retry_cut_at.filter(|t| *t > now);
             if abort.is_triggered() {
                 stop_sends.trigger();
                 while tasks.join_next().await.is_some() {}
+                if let Some(c) = cutting.take() {
+                    let _ = c.await;
+                }
                 break;
             }
             let draining = draining_since.is_some();
-            // Fill the in-flight slots: stored batches first (in queue order), then new cuts.
-            while tasks.len() < self.cfg.max_in_flight {
-                let stored = match self.sender.buffer.pending_positions() {
-                    Ok(queue) => queue.into_iter().find(|p| !in_flight.contains(p)),
-                    Err(e) => {
-                        tracing::error!("reading unsent batches: {e}");
-                        None
-                    }
-                };
-                if stored.is_some() && !announced {
-                    tracing::info!("sending batches already in the buffer first");
-                    announced = true;
+            // Fill the free send slots with stored batches, in queue order.
+            let waiting = match self.sender.buffer.pending_positions() {
+                Ok(queue) => queue
+                    .into_iter()
+                    .filter(|p| !in_flight.contains(p))
+                    .collect::<Vec<_>>(),
+                Err(e) => {
+                    tracing::error!("reading unsent batches: {e}");
+                    Vec::new()
                 }
-                let batch = match stored {
-                    Some(pos) => self.sender.buffer.batch(&pos).unwrap_or_else(|e| {
+            };
+            if first && !waiting.is_empty() {
+                tracing::info!("sending batches already in the buffer first");
+            }
+            first = false;
+            let mut waiting = waiting.into_iter();
+            while tasks.len() < self.cfg.max_in_flight {
+                let Some(pos) = waiting.next() else { break };
+                let batch = match self.sender.buffer.batch(&pos) {
+                    Ok(Some(b)) => b,
+                    Ok(None) => continue,
+                    Err(e) => {
                         tracing::error!("reading the batch at {pos}: {e}");
-                        None
-                    }),
-                    None => {
-                        let cut = self.due(draining).and_then(|due| match due {
-                            Due::Now => self.cut(),
-                            Due::After(d) => {
-                                wake = Some(Instant::now() + d);
-                                Ok(None)
-                            }
-                            Due::Nothing => Ok(None),
-                        });
-                        match cut {
-                            Ok(b) => b,
-                            Err(e) => {
-                                tracing::error!("cutting a batch: {e:#}");
-                                wake = Some(Instant::now() + CUT_RETRY);
-                                None
-                            }
-                        }
+                        continue;
                     }
                 };
-                let Some(batch) = batch else { break };
                 in_flight.insert(batch.pos.clone());
                 let sender = self.sender.clone();
                 let stop = sends_stop.clone();
@@ -259,8 +275,34 @@ impl Shipper {
                     pos
                 });
             }
+            let ahead = waiting.count();
+            // Cut the next batch: for a free slot, or ahead of the sends.
+            if cutting.is_none()
+                && ahead < self.cfg.max_in_flight
+                && retry_cut_at.is_none_or(|t| t <= now)
+            {
+                retry_cut_at = None;
+                let slot_free = tasks.len() < self.cfg.max_in_flight;
+                let early = draining || (burst && slot_free && ahead == 0);
+                match self.due(early) {
+                    Ok(Due::Now) => {
+                        burst = self.full_batch_queued();
+                        cutting = Some(self.start_cut());
+                    }
+                    Ok(Due::After(d)) => wake = Some(now + d),
+                    Ok(Due::Nothing) => burst = false,
+                    Err(e) => {
+                        tracing::error!("reading the buffer: {e:#}");
+                        retry_cut_at = Some(now + CUT_RETRY);
+                        wake = retry_cut_at;
+                    }
+                }
+            }
             if let Some(since) = draining_since {
-                let left = self.sender.buffer.queued_events() > 0 || !tasks.is_empty();
+                let left = self.sender.buffer.queued_events() > 0
+                    || !tasks.is_empty()
+                    || cutting.is_some()
+                    || ahead > 0;
                 if !left {
                     tracing::info!("everything buffered was delivered");
                     break;
@@ -269,6 +311,9 @@ impl Shipper {
                     tracing::warn!("shutdown_timeout reached; unsent batches stay in the buffer for the next start");
                     stop_sends.trigger();
                     while tasks.join_next().await.is_some() {}
+                    if let Some(c) = cutting.take() {
+                        let _ = c.await;
+                    }
                     break;
                 }
             }
@@ -276,6 +321,20 @@ impl Shipper {
                 Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                     if let Ok(pos) = done {
                         in_flight.remove(&pos);
+                    }
+                }
+                cut = async { cutting.as_mut().expect("guarded").await }, if cutting.is_some() => {
+                    cutting = None;
+                    let failed = match cut {
+                        Ok(Ok(Some(_))) => None,
+                        // Events were counted but none were found: do not spin on it.
+                        Ok(Ok(None)) => Some("no events found to cut".to_owned()),
+                        Ok(Err(e)) => Some(e.to_string()),
+                        Err(e) => Some(e.to_string()),
+                    };
+                    if let Some(e) = failed {
+                        tracing::error!("cutting a batch: {e}");
+                        retry_cut_at = Some(Instant::now() + CUT_RETRY);
                     }
                 }
                 _ = self.sender.emitter.data_arrived() => {}

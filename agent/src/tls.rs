@@ -83,21 +83,6 @@ pub(crate) fn certs(
     Ok(certs)
 }
 
-/// The HTTP client's TLS configuration for an `http://` URL: never used for the ingest, and
-/// without roots, so that building the client does not need the system's CA certificates
-/// (a minimal system may have none: reqwest's default would refuse to start).
-pub fn unused_config() -> Result<ClientConfig, TlsConfigError> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    Ok(ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|source| TlsConfigError::Rustls {
-            what: "TLS versions",
-            source,
-        })?
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth())
-}
-
 /// The PEM private key of a file named by the configuration key `key`.
 pub(crate) fn private_key(
     key: &'static str,

@@ -354,3 +354,48 @@ async fn shutdown_sends_what_is_queued_before_exiting() {
         .await
         .unwrap();
 }
+
+/// After full batches, the rest of a burst is sent as soon as a send slot is free, not
+/// after `batch_max_age` (here an hour); a trickle that follows waits for its age again
+/// (so it is gathered into fewer batches), until the shutdown drains it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tail_of_a_burst_does_not_wait_for_batch_max_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let ingest = start_ingest(&dir.path().join("ingest"), 0, "").await;
+    let a = agent(
+        dir.path(),
+        ingest.port,
+        KEY,
+        "batch_max_age = \"1h\"\nbatch_max_events = 100",
+    );
+    for k in 0..5 {
+        emit(&a, k * 50..(k + 1) * 50);
+    }
+    let (stop, s) = Shutdown::new();
+    let (_abort, no_abort) = Shutdown::new();
+    let task = tokio::spawn(
+        Shipper::new(&a.config.ship, a.emitter.clone())
+            .unwrap()
+            .run(s, no_abort, Duration::from_secs(5)),
+    );
+    assert_eq!(
+        wait_for(ingest.port, 250).await,
+        expected(0..250),
+        "two full batches and the tail of 50"
+    );
+    emit(&a, 250..260);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        stored(ingest.port).await.len(),
+        250,
+        "a trickle after the burst waits for batch_max_age"
+    );
+    stop.trigger();
+    task.await.unwrap();
+    assert_eq!(stored(ingest.port).await, expected(0..260));
+    ingest
+        .running
+        .shutdown(Duration::from_secs(5))
+        .await
+        .unwrap();
+}

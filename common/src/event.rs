@@ -18,8 +18,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
-use serde::ser::SerializeMap;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
 use crate::timestamp::Timestamp;
@@ -315,12 +314,14 @@ impl<'a> Event<'a> {
 
     /// The event as one NDJSON line (without the newline).
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("events always serialize")
+        let mut out = Vec::with_capacity(256);
+        crate::write::write_event(&mut out, self);
+        String::from_utf8(out).expect("the writer writes UTF-8")
     }
 
-    /// Appends the event and a newline to `out`.
+    /// Appends the event and a newline to `out` ([`crate::write`]).
     pub fn write_line(&self, out: &mut Vec<u8>) {
-        serde_json::to_writer(&mut *out, self).expect("writing to a Vec cannot fail");
+        crate::write::write_event(out, self);
         out.push(b'\n');
     }
 
@@ -348,46 +349,6 @@ impl<'a> Event<'a> {
                 Payload::Record => Payload::Record,
             },
         }
-    }
-}
-
-impl Serialize for Event<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(None)?;
-        m.serialize_entry("ts", &self.ts)?;
-        m.serialize_entry("kind", &self.kind())?;
-        m.serialize_entry("host", &self.host)?;
-        m.serialize_entry("source", &self.source)?;
-        if !self.labels.is_empty() {
-            m.serialize_entry("labels", &self.labels)?;
-        }
-        if let Some(attrs) = &self.attrs {
-            m.serialize_entry("attrs", &*attrs.0)?;
-        }
-        match &self.payload {
-            Payload::Log { severity, body } => {
-                if let Some(sev) = severity {
-                    m.serialize_entry("severity", sev)?;
-                }
-                m.serialize_entry("body", body)?;
-            }
-            Payload::Metric { name, value } => {
-                m.serialize_entry("name", name)?;
-                m.serialize_entry("type", &value.metric_type())?;
-                match value {
-                    MetricValue::Gauge(v) | MetricValue::Counter(v) => {
-                        m.serialize_entry("value", v)?
-                    }
-                    MetricValue::Histogram(h) => {
-                        m.serialize_entry("buckets", &h.buckets)?;
-                        m.serialize_entry("count", &h.count)?;
-                        m.serialize_entry("sum", &h.sum)?;
-                    }
-                }
-            }
-            Payload::Record => {}
-        }
-        m.end()
     }
 }
 

@@ -7,6 +7,7 @@ pub mod event;
 pub mod sign;
 pub mod timestamp;
 pub mod units;
+pub mod write;
 
 pub use batch::BatchId;
 pub use check::check_line;

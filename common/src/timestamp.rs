@@ -124,9 +124,65 @@ impl From<Timestamp> for jiff::Timestamp {
     }
 }
 
+impl Timestamp {
+    /// Appends the timestamp as it is written on the wire: RFC 3339 in UTC with nine
+    /// fractional digits (`2026-11-22T10:00:00.123456789Z`), as [`fmt::Display`] does.
+    pub fn write_rfc3339(&self, out: &mut Vec<u8>) {
+        match self.rfc3339_fast() {
+            Some(text) => out.extend_from_slice(&text),
+            None => {
+                use std::io::Write;
+                let _ = write!(out, "{:.9}", self.0);
+            }
+        }
+    }
+
+    /// The text for years 1000 to 9999 (what agents write), without `fmt` or jiff's
+    /// printer: an agent writes one timestamp per event. `None` elsewhere (jiff writes
+    /// those, with the same result here: the tests compare the two).
+    fn rfc3339_fast(&self) -> Option<[u8; 30]> {
+        let secs = self.0.as_second();
+        let nanos = self.0.subsec_nanosecond();
+        // 1000-01-01 and 10000-01-01 in Unix seconds.
+        if !(-30_610_224_000..253_402_300_800).contains(&secs) || nanos < 0 {
+            return None;
+        }
+        let days = secs.div_euclid(86_400);
+        let sod = secs.rem_euclid(86_400) as u32;
+        // Howard Hinnant's civil_from_days.
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+        let year = (yoe + era * 400 + i64::from(month <= 2)) as u32;
+        let mut t = *b"0000-00-00T00:00:00.000000000Z";
+        let mut put = |at: usize, width: usize, mut v: u32| {
+            for i in (at..at + width).rev() {
+                t[i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, month);
+        put(8, 2, day);
+        put(11, 2, sod / 3600);
+        put(14, 2, sod / 60 % 60);
+        put(17, 2, sod % 60);
+        put(20, 9, nanos as u32);
+        Some(t)
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:.9}", self.0)
+        match self.rfc3339_fast() {
+            Some(text) => f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?),
+            None => write!(f, "{:.9}", self.0),
+        }
     }
 }
 
@@ -237,6 +293,51 @@ mod tests {
             "9999-12-31T23:59:59Z",
         ] {
             assert!(parse_utc_fast(s.as_bytes()).is_none(), "{s}");
+        }
+    }
+
+    /// Written text is jiff's `{:.9}` everywhere: the fast path's range and outside it.
+    #[test]
+    fn writing_agrees_with_jiff() {
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let (min, max) = (
+            jiff::Timestamp::MIN.as_nanosecond(),
+            jiff::Timestamp::MAX.as_nanosecond(),
+        );
+        let mut edges = vec![
+            0i128,
+            -1,
+            1,
+            -30_610_224_000 * 1_000_000_000,
+            -30_610_224_000 * 1_000_000_000 - 1,
+            253_402_300_800 * 1_000_000_000 - 1,
+            253_402_300_800 * 1_000_000_000,
+            951_782_400 * 1_000_000_000, // 2000-02-29
+            min,
+            max,
+        ];
+        for _ in 0..200_000 {
+            // Mostly within years 1000..10000, some anywhere in jiff's range.
+            let r = i128::from(next());
+            edges.push(if r % 8 == 0 {
+                min + r.rem_euclid(max - min)
+            } else {
+                r.rem_euclid(284_012_524_800 * 1_000_000_000) - 30_610_224_000 * 1_000_000_000
+            });
+        }
+        for n in edges {
+            let t = Timestamp::from_nanos(n);
+            let expected = format!("{:.9}", t.0);
+            assert_eq!(t.to_string(), expected, "{n}");
+            let mut out = Vec::new();
+            t.write_rfc3339(&mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), expected, "{n}");
         }
     }
 

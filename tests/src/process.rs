@@ -190,6 +190,88 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) as f64 / ticks)
 }
 
+/// `RssAnon` and `RssFile` (file-backed pages: the executable's code and data, the shared
+/// libraries) of a live process, in bytes.
+pub fn rss_anon_file_bytes(pid: u32) -> Option<(u64, u64)> {
+    Some((
+        status_field_kib(pid, "RssAnon")? * 1024,
+        status_field_kib(pid, "RssFile")? * 1024,
+    ))
+}
+
+/// The 1-minute load average of the machine (`/proc/loadavg`).
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// CPU time of a process to the nanosecond, for figures too small for `/proc/<pid>/stat`'s
+/// clock ticks (an idle agent uses a few ticks a minute): the sum of its threads' run time
+/// (`/proc/<pid>/task/*/schedstat`). A thread that ends takes the time since the last
+/// [`CpuTracker::sample`] with it, so sample often (every second loses at most a second of
+/// a thread that ends).
+#[derive(Debug, Default)]
+pub struct CpuTracker {
+    pid: u32,
+    /// Run time of every thread seen, by thread id.
+    threads: std::collections::HashMap<u32, u64>,
+    /// Context switches of every thread seen, by thread id.
+    switches: std::collections::HashMap<u32, u64>,
+}
+
+impl CpuTracker {
+    /// Starts tracking `pid` (takes a first sample).
+    pub fn new(pid: u32) -> CpuTracker {
+        let mut t = CpuTracker {
+            pid,
+            ..CpuTracker::default()
+        };
+        t.sample();
+        t
+    }
+
+    /// Reads every thread's run time and context switches now.
+    pub fn sample(&mut self) {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.pid)) else {
+            return;
+        };
+        for task in tasks.flatten() {
+            let Some(tid) = task.file_name().to_str().and_then(|n| n.parse().ok()) else {
+                continue;
+            };
+            if let Some(ns) = std::fs::read_to_string(task.path().join("schedstat"))
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            {
+                self.threads.insert(tid, ns);
+            }
+            if let Ok(status) = std::fs::read_to_string(task.path().join("status")) {
+                let n: u64 = status
+                    .lines()
+                    .filter(|l| l.contains("ctxt_switches:"))
+                    .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                    .sum();
+                self.switches.insert(tid, n);
+            }
+        }
+    }
+
+    /// CPU seconds of every thread seen so far (since each one started).
+    pub fn cpu_seconds(&self) -> f64 {
+        self.threads.values().sum::<u64>() as f64 / 1e9
+    }
+
+    /// Context switches (voluntary and not) of every thread seen so far: how often the
+    /// process woke up, about.
+    pub fn context_switches(&self) -> u64 {
+        self.switches.values().sum()
+    }
+}
+
 /// Sum of the sizes of all files under `dir` (recursively); 0 if it does not exist.
 pub fn dir_size(dir: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {

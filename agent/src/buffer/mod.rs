@@ -4,14 +4,16 @@
 //! The interface is small (append, cut, ack, checkpoint, dead letters) so the engine could
 //! change. The rules it keeps:
 //! - [`Buffer::append`] writes a chunk of events and the positions of the sources that read
-//!   them in one sled transaction: after a crash both are there or neither is.
+//!   them as one sled value: after a crash both are there or neither is. A position is the
+//!   one in the newest chunk that carries it, else the one in `checkpoints`; a cut moves the
+//!   positions of the chunks it takes into `checkpoints` in the same transaction.
 //! - [`Buffer::cut`] turns the oldest chunks into a batch with the next sequence number,
 //!   stores it compressed and flushes to disk before the shipper sends it, so a retry after a
 //!   crash resends identical bytes under the same id.
 //! - Only [`Buffer::ack`] (a 200) deletes a batch; [`Buffer::dead_letter`] moves one the
 //!   ingest refused for good aside with the reason.
 //!
-//! Values: one per chunk (`chunks`, key = u64 BE), one per cut batch (`batch_queue`, key =
+//! Values: one per chunk (`chunks`, key = u64 BE, with the positions it carries), one per cut batch (`batch_queue`, key =
 //! its [`BatchPos`]: the send order), one per dead letter (`dead`, key = batch sequence BE),
 //! checkpoints by source key, and `meta`.
 //!
@@ -27,9 +29,10 @@
 
 mod records;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use logops_common::batch::Encoding;
@@ -145,7 +148,55 @@ struct Inner {
     queued_events: AtomicU64,
     queued_bytes: AtomicU64,
     next_chunk: AtomicU64,
-    zstd_level: i32,
+    /// The positions carried by chunks not yet cut: key → (the newest such chunk, its
+    /// position; `None` = forgotten). They override `checkpoints`.
+    pending_checkpoints: Mutex<PendingCheckpoints>,
+    /// The compressor of appended chunks and its output buffer, kept between appends: a
+    /// new zstd context and output for every chunk cost CPU and left the allocator's
+    /// arenas fragmented by short-lived 256 KiB blocks (peak RSS of a burst).
+    compressor: Mutex<ChunkCompressor>,
+}
+
+/// A zstd context and the buffer it compresses into.
+struct ChunkCompressor {
+    level: i32,
+    cctx: Option<zstd::bulk::Compressor<'static>>,
+    out: Vec<u8>,
+}
+
+impl ChunkCompressor {
+    /// Compresses `data` into one frame (valid until the next call).
+    fn frame(&mut self, data: &[u8]) -> std::io::Result<&[u8]> {
+        let cctx = match &mut self.cctx {
+            Some(c) => c,
+            None => self.cctx.insert(zstd::bulk::Compressor::new(self.level)?),
+        };
+        self.out.clear();
+        self.out
+            .reserve(zstd::zstd_safe::compress_bound(data.len()));
+        let n = cctx.compress_to_buffer(data, &mut self.out)?;
+        Ok(&self.out[..n])
+    }
+}
+
+/// Positions carried by chunks not yet cut: key → (the newest chunk carrying it, the
+/// position; `None` = forgotten).
+type PendingCheckpoints = BTreeMap<Vec<u8>, (u64, Option<Vec<u8>>)>;
+
+/// Positions taken from chunks, in chunk order (a later one replaces an earlier one).
+type CheckpointMoves = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+fn apply_moves(
+    cps: &sled::transaction::TransactionalTree,
+    moves: &CheckpointMoves,
+) -> Result<(), sled::transaction::UnabortableTransactionError> {
+    for (k, v) in moves {
+        match v {
+            Some(v) => cps.insert(k.as_slice(), v.as_slice())?,
+            None => cps.remove(k.as_slice())?,
+        };
+    }
+    Ok(())
 }
 
 const NEXT_SEQ: &[u8] = b"next_batch_seq";
@@ -213,7 +264,12 @@ impl Buffer {
             queued_events: AtomicU64::new(0),
             queued_bytes: AtomicU64::new(0),
             next_chunk: AtomicU64::new(0),
-            zstd_level: opts.zstd_level,
+            pending_checkpoints: Mutex::new(BTreeMap::new()),
+            compressor: Mutex::new(ChunkCompressor {
+                level: opts.zstd_level,
+                cctx: None,
+                out: Vec::new(),
+            }),
         };
         let buffer = Buffer {
             inner: Arc::new(inner),
@@ -291,10 +347,14 @@ impl Buffer {
         let i = &self.inner;
         let (mut bytes, mut events, mut queued) = (0u64, 0u64, 0u64);
         let mut last_chunk = None;
+        let mut pending = self.pending_cps();
         for item in i.chunks.iter() {
             let (k, v) = item.map_err(|e| self.sled(e))?;
             let rec = ChunkRecord::decode(&v)
                 .ok_or_else(|| self.corrupt(format!("chunk {}", key_u64(&k))))?;
+            for (cp, value) in &rec.checkpoints {
+                pending.insert(cp.to_vec(), (key_u64(&k), value.map(<[u8]>::to_vec)));
+            }
             bytes += v.len() as u64;
             queued += u64::from(rec.raw_len);
             events += u64::from(rec.events);
@@ -307,6 +367,7 @@ impl Buffer {
         i.bytes.store(bytes, Ordering::Relaxed);
         i.queued_events.store(events, Ordering::Relaxed);
         i.queued_bytes.store(queued, Ordering::Relaxed);
+        drop(pending);
         i.next_chunk
             .store(last_chunk.map_or(0, |k| k + 1), Ordering::Relaxed);
         if i.meta.get(NEXT_SEQ).map_err(|e| self.sled(e))?.is_none() {
@@ -336,59 +397,75 @@ impl Buffer {
         self.inner.queued_bytes.load(Ordering::Relaxed)
     }
 
-    /// Appends a chunk and the sources' new positions in one atomic write. `checkpoints` maps
-    /// a source key to its new position (`None` removes it). An empty chunk only moves the
-    /// positions.
+    /// The positions carried by chunks not yet cut.
+    fn pending_cps(&self) -> MutexGuard<'_, PendingCheckpoints> {
+        self.inner
+            .pending_checkpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Forgets the pending positions of chunks up to `last` (moved to `checkpoints` or
+    /// dropped with them).
+    fn settle_pending(&self, last: u64) {
+        self.pending_cps().retain(|_, (chunk, _)| *chunk > last);
+    }
+
+    /// Appends a chunk and the sources' new positions in one atomic write (one sled value).
+    /// `checkpoints` maps a source key to its new position (`None` removes it). An empty
+    /// chunk only moves the positions.
     pub fn append(
         &self,
         chunk: &Chunk,
         checkpoints: &[(String, Option<Vec<u8>>)],
     ) -> Result<(), BufferError> {
         let i = &self.inner;
-        let value = if chunk.is_empty() {
-            None
-        } else {
-            let frame = zstd::bulk::compress(chunk.data(), i.zstd_level).map_err(|source| {
-                BufferError::Codec {
-                    path: i.path.clone(),
-                    seq: 0,
-                    source,
-                }
-            })?;
-            Some(ChunkRecord::encode(
+        if chunk.is_empty() && checkpoints.is_empty() {
+            return Ok(());
+        }
+        let encode = |frame: &[u8]| {
+            ChunkRecord::encode(
                 now_ms(),
                 chunk.events(),
                 chunk.len() as u32,
-                &frame,
-            ))
+                checkpoints,
+                frame,
+            )
         };
-        let chunk_key = key(i.next_chunk.fetch_add(1, Ordering::Relaxed));
-        (&i.chunks, &i.checkpoints)
-            .transaction(|(chunks, cps)| {
-                if let Some(v) = &value {
-                    chunks.insert(&chunk_key, v.as_slice())?;
-                }
-                for (k, v) in checkpoints {
-                    match v {
-                        Some(v) => cps.insert(k.as_bytes(), v.as_slice())?,
-                        None => cps.remove(k.as_bytes())?,
-                    };
-                }
-                Ok::<_, ConflictableTransactionError<BufferError>>(())
-            })
-            .map_err(|e| self.tx_err(e))?;
-        if let Some(v) = value {
-            i.bytes.fetch_add(v.len() as u64, Ordering::Relaxed);
-            i.queued_events
-                .fetch_add(u64::from(chunk.events()), Ordering::Relaxed);
-            i.queued_bytes
-                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        let value = if chunk.is_empty() {
+            encode(&[])
+        } else {
+            let mut c = i.compressor.lock().unwrap_or_else(|p| p.into_inner());
+            encode(c.frame(chunk.data()).map_err(|source| BufferError::Codec {
+                path: i.path.clone(),
+                seq: 0,
+                source,
+            })?)
+        };
+        let len = value.len() as u64;
+        // Under the lock of the pending positions: chunks are inserted in the order of their
+        // keys (so a cut that takes a chunk has seen every one before it), and a position is
+        // pending exactly while its chunk is.
+        let mut pending = self.pending_cps();
+        let n = i.next_chunk.fetch_add(1, Ordering::Relaxed);
+        i.chunks.insert(key(n), value).map_err(|e| self.sled(e))?;
+        for (k, v) in checkpoints {
+            pending.insert(k.as_bytes().to_vec(), (n, v.clone()));
         }
+        drop(pending);
+        i.bytes.fetch_add(len, Ordering::Relaxed);
+        i.queued_events
+            .fetch_add(u64::from(chunk.events()), Ordering::Relaxed);
+        i.queued_bytes
+            .fetch_add(chunk.len() as u64, Ordering::Relaxed);
         Ok(())
     }
 
     /// A source's saved position.
     pub fn checkpoint(&self, key: &str) -> Result<Option<Vec<u8>>, BufferError> {
+        if let Some((_, v)) = self.pending_cps().get(key.as_bytes()) {
+            return Ok(v.clone());
+        }
         Ok(self
             .inner
             .checkpoints
@@ -399,27 +476,44 @@ impl Buffer {
 
     /// Every saved position whose key starts with `prefix`.
     pub fn checkpoints(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, BufferError> {
-        self.inner
-            .checkpoints
-            .scan_prefix(prefix.as_bytes())
-            .map(|item| {
-                let (k, v) = item.map_err(|e| self.sled(e))?;
-                Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
-            })
-            .collect()
+        // Read under the lock: a cut moving positions meanwhile is seen before or after.
+        let pending = self.pending_cps();
+        let mut all: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        for item in self.inner.checkpoints.scan_prefix(prefix.as_bytes()) {
+            let (k, v) = item.map_err(|e| self.sled(e))?;
+            all.insert(k.to_vec(), v.to_vec());
+        }
+        for (k, (_, v)) in pending.range(prefix.as_bytes().to_vec()..) {
+            if !k.starts_with(prefix.as_bytes()) {
+                break;
+            }
+            match v {
+                Some(v) => all.insert(k.clone(), v.clone()),
+                None => all.remove(k),
+            };
+        }
+        Ok(all
+            .into_iter()
+            .map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v))
+            .collect())
     }
 
-    /// Unix ms of the oldest chunk not yet cut.
+    /// Unix ms of the oldest chunk with events not yet cut.
     pub fn oldest_chunk_ms(&self) -> Result<Option<u64>, BufferError> {
-        match self.inner.chunks.first().map_err(|e| self.sled(e))? {
-            Some((_, v)) => Ok(ChunkRecord::decode(&v).map(|r| r.appended_ms)),
-            None => Ok(None),
+        for item in self.inner.chunks.iter() {
+            let (_, v) = item.map_err(|e| self.sled(e))?;
+            match ChunkRecord::decode(&v) {
+                Some(r) if r.events == 0 => continue,
+                r => return Ok(r.map(|r| r.appended_ms)),
+            }
         }
+        Ok(None)
     }
 
     /// Cuts the oldest chunks (at least one, then while within `max_events` and `max_bytes`)
-    /// into a batch with the next sequence number, compresses it, stores it and flushes the
-    /// store to disk. `None` when there is nothing to cut.
+    /// into a batch with the next sequence number, compresses it, stores it (moving the
+    /// positions the chunks carry into `checkpoints`) and flushes the store to disk. `None`
+    /// when there is nothing to cut (chunks holding only positions are settled then).
     pub fn cut(
         &self,
         max_events: usize,
@@ -435,6 +529,7 @@ impl Buffer {
         let mut events = 0u64;
         let mut oldest = u64::MAX;
         let mut freed = 0u64;
+        let mut moves = CheckpointMoves::new();
         let codec_err = |source| BufferError::Codec {
             path: i.path.clone(),
             seq: 0,
@@ -446,37 +541,48 @@ impl Buffer {
                 .ok_or_else(|| self.corrupt(format!("chunk {}", key_u64(&k))))?;
             let fits = events + u64::from(rec.events) <= max_events as u64
                 && raw_len + rec.raw_len as usize <= max_bytes;
-            if !keys.is_empty() && !fits {
+            if events > 0 && !fits {
                 break;
             }
             // A zstd body is the chunks' frames one after the other; other encodings need
             // the lines.
-            if encoding == Encoding::Zstd {
-                frames.extend_from_slice(rec.frame);
-            } else {
-                raw.extend_from_slice(&rec.data().map_err(codec_err)?);
+            if rec.events > 0 {
+                if encoding == Encoding::Zstd {
+                    frames.extend_from_slice(rec.frame);
+                } else {
+                    raw.extend_from_slice(&rec.data().map_err(codec_err)?);
+                }
+                oldest = oldest.min(rec.appended_ms);
             }
             raw_len += rec.raw_len as usize;
             events += u64::from(rec.events);
-            oldest = oldest.min(rec.appended_ms);
+            for (cp, value) in &rec.checkpoints {
+                moves.insert(cp.to_vec(), value.map(<[u8]>::to_vec));
+            }
             freed += v.len() as u64;
             keys.push(k);
         }
-        if keys.is_empty() {
+        let Some(last) = keys.last().map(|k| key_u64(k)) else {
             return Ok(None);
-        }
-        let body = if encoding == Encoding::Zstd {
+        };
+        let body = if events == 0 {
+            Vec::new()
+        } else if encoding == Encoding::Zstd {
             frames
         } else {
             codec::encode(&raw, encoding, zstd_level).map_err(codec_err)?
         };
-        let record = (&i.chunks, &i.batches, &i.meta)
-            .transaction(|(chunks, batches, meta)| {
-                let seq = meta.get(NEXT_SEQ)?.map_or(1, |v| key_u64(&v));
-                meta.insert(NEXT_SEQ, &key(seq + 1))?;
+        let record = (&i.chunks, &i.batches, &i.meta, &i.checkpoints)
+            .transaction(|(chunks, batches, meta, cps)| {
                 for k in &keys {
                     chunks.remove(k)?;
                 }
+                apply_moves(cps, &moves)?;
+                if events == 0 {
+                    return Ok(None);
+                }
+                let seq = meta.get(NEXT_SEQ)?.map_or(1, |v| key_u64(&v));
+                meta.insert(NEXT_SEQ, &key(seq + 1))?;
                 let rec = BatchRecord {
                     pos: BatchPos::of_seq(seq),
                     seq,
@@ -486,11 +592,14 @@ impl Buffer {
                     body: body.clone(),
                 };
                 batches.insert(rec.pos.as_bytes(), rec.encode())?;
-                Ok::<_, ConflictableTransactionError<BufferError>>(rec)
+                Ok::<_, ConflictableTransactionError<BufferError>>(Some(rec))
             })
             .map_err(|e| self.tx_err(e))?;
-        i.db.flush().map_err(|e| self.sled(e))?;
-        let stored = record.encoded_len() as u64;
+        self.settle_pending(last);
+        if record.is_some() {
+            i.db.flush().map_err(|e| self.sled(e))?;
+        }
+        let stored = record.as_ref().map_or(0, |r| r.encoded_len() as u64);
         i.bytes.fetch_add(stored, Ordering::Relaxed);
         i.bytes.fetch_sub(
             freed.min(i.bytes.load(Ordering::Relaxed)),
@@ -504,7 +613,7 @@ impl Buffer {
             (raw_len as u64).min(i.queued_bytes.load(Ordering::Relaxed)),
             Ordering::Relaxed,
         );
-        Ok(Some(record))
+        Ok(record)
     }
 
     fn decode_batch(&self, k: &[u8], v: &[u8]) -> Result<BatchRecord, BufferError> {
@@ -708,25 +817,47 @@ impl Buffer {
     }
 
     /// Drops the oldest chunks (never cut batches) until `need` bytes are free under
-    /// `max_bytes`; returns (events, bytes) dropped.
+    /// `max_bytes`; returns (events, bytes) dropped. The positions a dropped chunk carries
+    /// are kept (moved into `checkpoints`): its events are lost, not read again.
     pub fn drop_oldest(&self, need: u64, max_bytes: u64) -> Result<(u64, u64), BufferError> {
         let i = &self.inner;
         let (mut events, mut bytes) = (0u64, 0u64);
         while self.bytes() + need > max_bytes {
-            let Some((k, v)) = i.chunks.pop_min().map_err(|e| self.sled(e))? else {
+            let Some((k, v)) = i.chunks.first().map_err(|e| self.sled(e))? else {
                 break;
             };
-            let (n, data_len) = ChunkRecord::decode(&v)
-                .map_or((0, 0), |r| (u64::from(r.events), u64::from(r.raw_len)));
+            let rec = ChunkRecord::decode(&v)
+                .ok_or_else(|| self.corrupt(format!("chunk {}", key_u64(&k))))?;
+            let moves: CheckpointMoves = rec
+                .checkpoints
+                .iter()
+                .map(|(cp, value)| (cp.to_vec(), value.map(<[u8]>::to_vec)))
+                .collect();
+            // A cut may have taken it meanwhile (and moved its positions itself).
+            let removed = (&i.chunks, &i.checkpoints)
+                .transaction(|(chunks, cps)| {
+                    if chunks.remove(&k)?.is_none() {
+                        return Ok(false);
+                    }
+                    apply_moves(cps, &moves)?;
+                    Ok::<_, ConflictableTransactionError<BufferError>>(true)
+                })
+                .map_err(|e| self.tx_err(e))?;
+            if !removed {
+                continue;
+            }
+            self.settle_pending(key_u64(&k));
+            let n = u64::from(rec.events);
             events += n;
-            i.queued_bytes
-                .fetch_sub(data_len.min(self.queued_bytes()), Ordering::Relaxed);
+            i.queued_bytes.fetch_sub(
+                u64::from(rec.raw_len).min(self.queued_bytes()),
+                Ordering::Relaxed,
+            );
             bytes += v.len() as u64;
             i.bytes
                 .fetch_sub((v.len() as u64).min(self.bytes()), Ordering::Relaxed);
             i.queued_events
                 .fetch_sub(n.min(self.queued_events()), Ordering::Relaxed);
-            let _ = k;
         }
         Ok((events, bytes))
     }
@@ -834,7 +965,7 @@ impl Buffer {
                     .push(format!("dead letter {}: does not decode", key_u64(&k))),
             }
         }
-        r.checkpoints = i.checkpoints.len() as u64;
+        r.checkpoints = self.checkpoints("")?.len() as u64;
         Ok(r)
     }
 }

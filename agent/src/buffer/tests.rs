@@ -257,3 +257,123 @@ fn a_second_opener_is_told_the_buffer_is_in_use() {
         .expect("second open fails");
     assert!(e.to_string().contains("in use"), "{e}");
 }
+
+fn cp(b: &Buffer, key: &str) -> Option<String> {
+    b.checkpoint(key)
+        .unwrap()
+        .map(|v| String::from_utf8(v).unwrap())
+}
+
+fn all_cps(b: &Buffer, prefix: &str) -> Vec<(String, String)> {
+    b.checkpoints(prefix)
+        .unwrap()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8(v).unwrap()))
+        .collect()
+}
+
+fn set(key: &str, value: &str) -> (String, Option<Vec<u8>>) {
+    (key.into(), Some(value.as_bytes().to_vec()))
+}
+
+/// Positions travel in their chunks: the newest chunk's position is the one read, before a
+/// cut (also after a reopen), and a cut moves it into the checkpoints for good.
+#[test]
+fn positions_in_chunks_win_until_a_cut_moves_them() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let b = Buffer::open(dir.path(), &opts()).unwrap();
+        b.append(&chunk(0, 2), &[set("file:1", "10"), set("file:2", "5")])
+            .unwrap();
+        let first = b.cut(100, 1 << 20, Encoding::Zstd, 3).unwrap().unwrap();
+        assert_eq!(first.events, 2);
+        // Settled into the checkpoints by the cut.
+        assert_eq!(cp(&b, "file:1").as_deref(), Some("10"));
+        b.append(&chunk(2, 2), &[set("file:1", "20")]).unwrap();
+        b.append(&chunk(4, 2), &[set("file:1", "30")]).unwrap();
+        // Forgotten in a chunk that holds only positions.
+        b.append(&Chunk::new(), &[("file:2".into(), None)]).unwrap();
+        assert_eq!(cp(&b, "file:1").as_deref(), Some("30"));
+        assert_eq!(cp(&b, "file:2"), None);
+        assert_eq!(all_cps(&b, "file:"), [("file:1".into(), "30".into())]);
+        assert_eq!(b.check().unwrap().problems, Vec::<String>::new());
+        b.flush().unwrap();
+    }
+    let b = reopen(dir.path());
+    assert_eq!(cp(&b, "file:1").as_deref(), Some("30"), "after a reopen");
+    assert_eq!(cp(&b, "file:2"), None, "forgotten after a reopen");
+    assert_eq!(b.queued_events(), 4);
+    // A cut of the first chunk only: the second's position still wins.
+    let batch = b.cut(2, 1 << 20, Encoding::Zstd, 3).unwrap().unwrap();
+    assert_eq!(bodies(&batch), ["line 2", "line 3"]);
+    assert_eq!(cp(&b, "file:1").as_deref(), Some("30"));
+    let batch = b.cut(100, 1 << 20, Encoding::Zstd, 3).unwrap().unwrap();
+    assert_eq!(
+        bodies(&batch),
+        ["line 4", "line 5"],
+        "the positions-only chunk adds no line"
+    );
+    assert_eq!(b.stats().unwrap().queued_chunks, 0);
+    assert_eq!(all_cps(&b, ""), [("file:1".into(), "30".into())]);
+    drop(b);
+    let b = reopen(dir.path());
+    assert_eq!(all_cps(&b, ""), [("file:1".into(), "30".into())]);
+}
+
+/// Chunks holding only positions are settled by a cut without making a batch.
+#[test]
+fn positions_alone_make_no_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Buffer::open(dir.path(), &opts()).unwrap();
+    b.append(&Chunk::new(), &[set("file:1", "7")]).unwrap();
+    assert_eq!(b.queued_events(), 0);
+    assert_eq!(b.oldest_chunk_ms().unwrap(), None);
+    assert!(b.cut(100, 1 << 20, Encoding::Zstd, 3).unwrap().is_none());
+    assert_eq!(b.stats().unwrap().queued_chunks, 0);
+    assert_eq!(cp(&b, "file:1").as_deref(), Some("7"));
+    assert!(b.pending().unwrap().is_empty());
+}
+
+/// A dropped chunk's events are gone, its position is kept (nothing is read twice).
+#[test]
+fn drop_oldest_keeps_the_positions_of_what_it_drops() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Buffer::open(dir.path(), &opts()).unwrap();
+    for i in 0..4 {
+        b.append(
+            &chunk(i * 10, 10),
+            &[set("file:1", &format!("{}", (i + 1) * 10))],
+        )
+        .unwrap();
+    }
+    let total = b.bytes();
+    let (events, _) = b.drop_oldest(total - 1, total).unwrap();
+    assert_eq!(events, 40, "every chunk had to go");
+    assert_eq!(cp(&b, "file:1").as_deref(), Some("40"));
+    drop(b);
+    let b = reopen(dir.path());
+    assert_eq!(cp(&b, "file:1").as_deref(), Some("40"));
+    assert_eq!(b.queued_events(), 0);
+}
+
+/// Chunks stored before positions moved into them still decode (no positions).
+#[test]
+fn chunks_of_the_earlier_layout_still_decode() {
+    let frame = zstd::bulk::compress(b"{}\n", 3).unwrap();
+    let mut old = Vec::new();
+    old.extend_from_slice(&1_700_000_000_000u64.to_le_bytes());
+    old.extend_from_slice(&1u32.to_le_bytes());
+    old.extend_from_slice(&3u32.to_le_bytes());
+    old.extend_from_slice(&frame);
+    let rec = ChunkRecord::decode(&old).unwrap();
+    assert_eq!((rec.events, rec.raw_len), (1, 3));
+    assert!(rec.checkpoints.is_empty());
+    assert_eq!(rec.data().unwrap(), b"{}\n");
+    let new = ChunkRecord::encode(5, 1, 3, &[set("a", "b"), ("c".into(), None)], &frame);
+    let rec = ChunkRecord::decode(&new).unwrap();
+    assert_eq!(
+        rec.checkpoints,
+        [(&b"a"[..], Some(&b"b"[..])), (&b"c"[..], None)]
+    );
+    assert_eq!(rec.data().unwrap(), b"{}\n");
+}

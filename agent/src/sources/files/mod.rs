@@ -56,6 +56,7 @@ pub(crate) mod reader;
 mod tests;
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::future::Future;
@@ -65,11 +66,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use logops_common::event::{Attrs, Event, Labels, Payload};
-use logops_common::Timestamp;
+use logops_common::event::Labels;
+use logops_common::write::LineHead;
+use logops_common::{Kind, Timestamp};
 use notify::{EventKind, RecursiveMode, Watcher};
 use prometheus_client::metrics::counter::Counter;
-use serde_json::value::RawValue;
 
 use crate::chunk::Chunk;
 use crate::config::{ContainerDecoding, FilesConfig, StartAt, KUBERNETES_LABELS};
@@ -143,6 +144,7 @@ impl FilesSource {
             overlaps: HashSet::new(),
             buf: vec![0; max_line + READ_SIZE],
             records: Records::default(),
+            chunk: RefCell::new(Chunk::with_capacity(CHUNK_BYTES + 16 * 1024)),
             watcher,
             watched: HashMap::new(),
             watch_failed: HashSet::new(),
@@ -357,6 +359,8 @@ struct Ctx {
     /// The read buffer: the longest carry plus one block.
     buf: Vec<u8>,
     records: Records,
+    /// The chunk records are written into (one, reused: its 256 KiB are allocated once).
+    chunk: RefCell<Chunk>,
     watcher: Option<notify::RecommendedWatcher>,
     /// Watched directories and their identity (a directory recreated is watched again).
     watched: HashMap<PathBuf, FileKey>,
@@ -492,6 +496,7 @@ struct Out<'a> {
     emitter: &'a Emitter,
     shutdown: &'a Shutdown,
     group: &'a GroupOut,
+    chunk: &'a RefCell<Chunk>,
 }
 
 /// Emits records in chunks, each with `t`'s checkpoint after its last record; the last
@@ -516,38 +521,34 @@ fn emit_records(
         };
         return emit(o, t, &Chunk::new(), update, (0, 0));
     }
-    let mut labels: Labels<'_> = o
-        .group
-        .labels
-        .iter()
-        .map(|(k, v)| (Cow::Borrowed(k.as_ref()), Cow::Borrowed(v.as_ref())))
-        .collect();
-    // A container log's pod labels (a few short strings, once per block).
-    labels.extend(t.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    // Every record of one read shares the host, source and labels (a container log's pod
+    // labels included) and, unless the runtime stamped it (container logs), the timestamp:
+    // one line head, written once.
     let now = Timestamp::now();
-    let mut ev = Event {
-        ts: now,
-        host: Cow::Borrowed(&**o.emitter.agent_id()),
-        source: Cow::Borrowed(o.group.source),
-        labels,
-        attrs: None,
-        payload: Payload::Log {
-            severity: None,
-            body: Cow::Borrowed(""),
-        },
+    let own_labels;
+    let labels = if t.labels.is_empty() {
+        &o.group.labels
+    } else {
+        let mut l = o.group.labels.clone();
+        l.extend(t.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+        own_labels = l;
+        &own_labels
     };
-    let mut chunk = Chunk::with_capacity(CHUNK_BYTES + 16 * 1024);
+    let host = o.emitter.agent_id();
+    let head = LineHead::new(now, Kind::Log, host, o.group.source, labels);
+    let mut chunk = o.chunk.borrow_mut();
+    chunk.clear();
     let (mut lines, mut bytes) = (0u64, 0u64);
     for (i, rec) in recs.list.iter().enumerate() {
-        let raw: &RawValue = serde_json::from_str(&recs.attrs[rec.attrs.clone()])
-            .expect("the reader writes valid JSON objects");
-        ev.attrs = Attrs::from_raw(raw).ok();
-        ev.ts = rec.ts.unwrap_or(now);
-        ev.payload = Payload::Log {
-            severity: None,
-            body: Cow::Borrowed(recs.body(rec, buf)),
-        };
-        chunk.push(&ev);
+        let attrs = &recs.attrs[rec.attrs.clone()];
+        match rec.ts {
+            None => chunk.push_log(&head, attrs, recs.body(rec, buf)),
+            Some(ts) => chunk.push_log(
+                &LineHead::new(ts, Kind::Log, host, o.group.source, labels),
+                attrs,
+                recs.body(rec, buf),
+            ),
+        }
         lines += u64::from(rec.lines);
         bytes += rec.bytes;
         let is_last = i + 1 == n;
@@ -559,9 +560,7 @@ fn emit_records(
             };
             emit(o, t, &chunk, update, (lines, bytes))?;
             (lines, bytes) = (0, 0);
-            if !is_last {
-                chunk = Chunk::with_capacity(CHUNK_BYTES + 16 * 1024);
-            }
+            chunk.clear();
         }
     }
     Ok(())
@@ -643,6 +642,7 @@ impl Ctx {
             emitter: &self.emitter,
             shutdown: &self.shutdown,
             group: g,
+            chunk: &self.chunk,
         }
     }
 
@@ -1053,6 +1053,7 @@ impl Ctx {
             emitter: &self.emitter,
             shutdown: &self.shutdown,
             group: out,
+            chunk: &self.chunk,
         };
         let size = match t.file.metadata() {
             Ok(m) => m.len(),
@@ -1138,6 +1139,7 @@ impl Ctx {
             emitter: &self.emitter,
             shutdown: &self.shutdown,
             group: out,
+            chunk: &self.chunk,
         };
         let r = emit_records(&o, t, &[], &self.records, Last::Keep);
         self.records.clear();

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use logops_common::batch::Encoding;
+use logops_common::event::Payload;
 use logops_common::units::{ByteSize, HumanDuration};
 
 use super::*;

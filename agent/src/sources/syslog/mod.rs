@@ -4,8 +4,9 @@
 //!
 //! - [`framing`]: a TCP/TLS byte stream cut into messages, with the size limit.
 //! - [`dialect`]: the PRI, and the Cisco headers syslog_loose cannot read.
-//! - [`parse`]: one message into one event (syslog_loose for RFC 3164 and 5424);
-//!   [`line`] writes its NDJSON line.
+//! - [`parse`]: one message into one event (syslog_loose for RFC 3164 and 5424), written
+//!   as its NDJSON line by the common writer (`logops_common::write`) without building an
+//!   `Event`.
 //! - [`udp`], [`unix`], [`datagram`]: datagram sockets, each read by a thread of its own
 //!   (and appended by another, so receiving never stalls on the buffer's write); a full
 //!   buffer drops (and counts) datagrams, since their senders cannot wait.
@@ -20,7 +21,6 @@ pub mod batch;
 pub mod datagram;
 pub mod dialect;
 pub mod framing;
-pub mod line;
 pub mod parse;
 pub mod stream;
 pub mod tls;

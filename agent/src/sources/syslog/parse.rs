@@ -18,10 +18,11 @@ use std::borrow::Cow;
 use chrono::{DateTime, Datelike, FixedOffset, Local, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use logops_common::event::{Labels, Severity};
 use logops_common::timestamp::Timestamp;
+use logops_common::write::{write_str, LineHead};
+use logops_common::Kind;
 use syslog_loose::{Message, ProcId, Variant};
 
 use super::dialect::{self, ClockMark, FACILITIES};
-use super::line;
 use crate::chunk::Chunk;
 use crate::config::SyslogTimezone;
 
@@ -52,8 +53,9 @@ pub struct Outcome {
 #[derive(Debug)]
 pub struct Parser {
     tz: SyslogTimezone,
-    /// `kind`, `host`, `source` and `labels` of every line, written once.
-    constant: Vec<u8>,
+    /// `kind`, `host`, `source` and `labels` of every line, written once (each message
+    /// brings its own timestamp).
+    head: LineHead,
     attrs: Vec<u8>,
 }
 
@@ -63,7 +65,7 @@ impl Parser {
     pub fn new(tz: SyslogTimezone, host: &str, labels: Labels<'static>) -> Self {
         Parser {
             tz,
-            constant: line::constant_part(host, SOURCE, &labels),
+            head: LineHead::new(Timestamp::from_nanos(0), Kind::Log, host, SOURCE, &labels),
             attrs: Vec::with_capacity(512),
         }
     }
@@ -138,8 +140,7 @@ impl Parser {
         }
         a.end();
         let ts = ts.map_or(origin.received, Timestamp::from_nanos);
-        let (constant, attrs) = (&self.constant, &self.attrs);
-        chunk.push_line(|out| line::write(out, ts, constant, attrs, severity, body));
+        chunk.push_log_at(&self.head, ts, &self.attrs, severity, body);
         Outcome {
             parse_error: parse_error.is_some(),
             invalid_utf8,
@@ -309,7 +310,7 @@ fn fields(m: &Message<&str>, a: &mut Obj<'_>) {
             a.open();
             for (k, v) in e.params() {
                 a.any_key(k);
-                line::string(a.out, &v);
+                write_str(a.out, &v);
             }
             a.end();
         }
@@ -396,14 +397,14 @@ impl<'b> Obj<'b> {
             self.out.push(b',');
         }
         self.first = false;
-        line::string(self.out, k);
+        write_str(self.out, k);
         self.out.push(b':');
     }
 
     /// A value from the message: escaped.
     fn str(&mut self, k: &'static str, v: &str) {
         self.key(k);
-        line::string(self.out, v);
+        write_str(self.out, v);
     }
 
     /// A value of ours (a name): plain ASCII, written as it is.
