@@ -48,7 +48,17 @@ pub(crate) fn select(catalog: &mut Catalog, now_ms: u64, opts: &StoreOptions) ->
 /// Applies retention once; returns how many segments it deleted.
 pub(crate) fn enforce(shared: &Shared) -> usize {
     let now = unix_ms();
-    let victims = select(&mut lock(&shared.catalog), now, &shared.opts);
+    let victims = {
+        let mut catalog = lock(&shared.catalog);
+        let victims = select(&mut catalog, now, &shared.opts);
+        // Counted as they leave the catalog (queries stop seeing them here), so that the
+        // count never lags behind what a reader of the catalog or the directory sees.
+        Counters::add(
+            &shared.counters.retention_deleted_segments,
+            victims.len() as u64,
+        );
+        victims
+    };
     for m in &victims {
         // Both names: the sealer may be turning this very segment into a `.zst` (it
         // deletes its result when it finds the segment gone from the catalog).
@@ -65,10 +75,6 @@ pub(crate) fn enforce(shared: &Shared) -> usize {
             "retention deleted a segment"
         );
     }
-    Counters::add(
-        &shared.counters.retention_deleted_segments,
-        victims.len() as u64,
-    );
 
     let window = shared.opts.dedupe_window.as_millis() as u64;
     let forgotten = lock(&shared.dedupe).expire(now.saturating_sub(window));
