@@ -28,6 +28,16 @@ impl Timestamp {
         Timestamp(jiff::Timestamp::from_nanosecond(clamped).expect("clamped into range"))
     }
 
+    /// From seconds since the Unix epoch and the nanoseconds within that second (`None`
+    /// out of range or for `nanos` ≥ 10⁹). Cheaper than [`Timestamp::from_nanos`]: no
+    /// 128-bit division.
+    pub fn from_secs_nanos(secs: i64, nanos: u32) -> Option<Self> {
+        if nanos >= 1_000_000_000 {
+            return None;
+        }
+        jiff::Timestamp::new(secs, nanos as i32).ok().map(Timestamp)
+    }
+
     /// Nanoseconds since the Unix epoch.
     pub fn as_nanos(self) -> i128 {
         self.0.as_nanosecond()
@@ -147,34 +157,62 @@ impl Timestamp {
         if !(-30_610_224_000..253_402_300_800).contains(&secs) || nanos < 0 {
             return None;
         }
-        let days = secs.div_euclid(86_400);
-        let sod = secs.rem_euclid(86_400) as u32;
-        // Howard Hinnant's civil_from_days.
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-        let year = (yoe + era * 400 + i64::from(month <= 2)) as u32;
         let mut t = *b"0000-00-00T00:00:00.000000000Z";
-        let mut put = |at: usize, width: usize, mut v: u32| {
-            for i in (at..at + width).rev() {
-                t[i] = b'0' + (v % 10) as u8;
-                v /= 10;
+        // Events come in bursts within the same second: its date and time of day are
+        // worked out once per second and thread.
+        let head = LAST_SECOND.with(|last| {
+            let (at, head) = last.get();
+            if at == secs {
+                return head;
             }
-        };
-        put(0, 4, year);
-        put(5, 2, month);
-        put(8, 2, day);
-        put(11, 2, sod / 3600);
-        put(14, 2, sod / 60 % 60);
-        put(17, 2, sod % 60);
-        put(20, 9, nanos as u32);
+            let head = date_time_of(secs);
+            last.set((secs, head));
+            head
+        });
+        t[..19].copy_from_slice(&head);
+        let mut n = nanos as u32;
+        for i in (20..29).rev() {
+            t[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
         Some(t)
     }
+}
+
+thread_local! {
+    /// The last second [`Timestamp::rfc3339_fast`] wrote, and its `YYYY-MM-DDTHH:MM:SS`.
+    static LAST_SECOND: std::cell::Cell<(i64, [u8; 19])> =
+        const { std::cell::Cell::new((i64::MIN, [0; 19])) };
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of `secs` since the epoch (years 1000 to 9999).
+fn date_time_of(secs: i64) -> [u8; 19] {
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400) as u32;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = (yoe + era * 400 + i64::from(month <= 2)) as u32;
+    let mut t = *b"0000-00-00T00:00:00";
+    let mut put = |at: usize, width: usize, mut v: u32| {
+        for i in (at..at + width).rev() {
+            t[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, year);
+    put(5, 2, month);
+    put(8, 2, day);
+    put(11, 2, sod / 3600);
+    put(14, 2, sod / 60 % 60);
+    put(17, 2, sod % 60);
+    t
 }
 
 impl fmt::Display for Timestamp {
@@ -325,11 +363,17 @@ mod tests {
         for _ in 0..200_000 {
             // Mostly within years 1000..10000, some anywhere in jiff's range.
             let r = i128::from(next());
-            edges.push(if r % 8 == 0 {
+            let n = if r % 8 == 0 {
                 min + r.rem_euclid(max - min)
             } else {
                 r.rem_euclid(284_012_524_800 * 1_000_000_000) - 30_610_224_000 * 1_000_000_000
-            });
+            };
+            edges.push(n);
+            // Another instant in the same second (written from the per-second cache), and
+            // one in the next second.
+            let second = n - n.rem_euclid(1_000_000_000);
+            edges.push((second + i128::from(next() % 1_000_000_000)).min(max));
+            edges.push((second + 1_000_000_000).min(max));
         }
         for n in edges {
             let t = Timestamp::from_nanos(n);
@@ -339,6 +383,25 @@ mod tests {
             t.write_rfc3339(&mut out);
             assert_eq!(String::from_utf8(out).unwrap(), expected, "{n}");
         }
+    }
+
+    #[test]
+    fn from_seconds_and_nanoseconds_equals_from_nanoseconds() {
+        for (secs, nanos) in [
+            (0i64, 0u32),
+            (1_765_000_000, 999_999_999),
+            (-1, 5),
+            (-86_400, 0),
+        ] {
+            assert_eq!(
+                Timestamp::from_secs_nanos(secs, nanos),
+                Some(Timestamp::from_nanos(
+                    i128::from(secs) * 1_000_000_000 + i128::from(nanos)
+                ))
+            );
+        }
+        assert_eq!(Timestamp::from_secs_nanos(0, 1_000_000_000), None);
+        assert_eq!(Timestamp::from_secs_nanos(i64::MAX, 0), None);
     }
 
     #[test]

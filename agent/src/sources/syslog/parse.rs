@@ -18,7 +18,7 @@ use std::borrow::Cow;
 use chrono::{DateTime, Datelike, FixedOffset, Local, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use logops_common::event::{Labels, Severity};
 use logops_common::timestamp::Timestamp;
-use logops_common::write::{write_str, LineHead};
+use logops_common::write::{write_str, write_u64, LineHead};
 use logops_common::Kind;
 use syslog_loose::{Message, ProcId, Variant};
 
@@ -139,7 +139,7 @@ impl Parser {
             a.str("parse_error", e);
         }
         a.end();
-        let ts = ts.map_or(origin.received, Timestamp::from_nanos);
+        let ts = ts.unwrap_or(origin.received);
         chunk.push_log_at(&self.head, ts, &self.attrs, severity, body);
         Outcome {
             parse_error: parse_error.is_some(),
@@ -150,12 +150,22 @@ impl Parser {
 
 /// The message without trailing line ends, NULs and spaces, nor leading spaces.
 fn text_trimmed(s: &str) -> &str {
-    s.trim_end_matches(['\n', '\r', '\0', ' '])
-        .trim_start_matches(' ')
+    // On bytes: all four are ASCII, so the cuts fall on character boundaries.
+    let b = s.as_bytes();
+    let end = b
+        .iter()
+        .rposition(|&c| !matches!(c, b'\n' | b'\r' | b'\0' | b' '))
+        .map_or(0, |i| i + 1);
+    let start = b[..end].iter().position(|&c| c != b' ').unwrap_or(end);
+    &s[start..end]
 }
 
 /// RFC 5424 through syslog_loose; the MSG, or why the header does not parse.
-fn rfc5424<'t>(text: &'t str, a: &mut Obj<'_>, ts: &mut Option<i128>) -> Result<&'t str, String> {
+fn rfc5424<'t>(
+    text: &'t str,
+    a: &mut Obj<'_>,
+    ts: &mut Option<Timestamp>,
+) -> Result<&'t str, String> {
     let m = syslog_loose::parse_message_with_year_exact_tz::<_, FixedOffset>(
         text,
         |_| 1970,
@@ -167,7 +177,7 @@ fn rfc5424<'t>(text: &'t str, a: &mut Obj<'_>, ts: &mut Option<i128>) -> Result<
             .to_owned()
     })?;
     a.plain("format", "rfc5424");
-    *ts = m.timestamp.as_ref().map(nanos);
+    *ts = m.timestamp.as_ref().and_then(timestamp_of);
     fields(&m, a);
     Ok(m.msg.strip_prefix('\u{feff}').unwrap_or(m.msg))
 }
@@ -180,7 +190,7 @@ fn rfc3164<'t>(
     tz: SyslogTimezone,
     received: Timestamp,
     a: &mut Obj<'_>,
-    ts: &mut Option<i128>,
+    ts: &mut Option<Timestamp>,
 ) -> &'t str {
     a.plain("format", "rfc3164");
     let today = today(tz, received);
@@ -207,7 +217,7 @@ fn rfc3164<'t>(
             if m.appname.is_none() && m.hostname.is_some_and(|h| followed_by_colon(text, h)) {
                 m.appname = m.hostname.take();
             }
-            *ts = m.timestamp.as_ref().map(nanos);
+            *ts = m.timestamp.as_ref().and_then(timestamp_of);
             fields(&m, a);
             m.msg
         }
@@ -231,7 +241,7 @@ fn cisco<'t>(
     tz: SyslogTimezone,
     received: Timestamp,
     a: &mut Obj<'_>,
-    ts: &mut Option<i128>,
+    ts: &mut Option<Timestamp>,
 ) -> &'t str {
     a.plain("format", "cisco");
     if let Some(o) = c.origin {
@@ -285,12 +295,14 @@ fn fields(m: &Message<&str>, a: &mut Obj<'_>) {
     }
     match &m.procid {
         Some(ProcId::PID(p)) => {
-            // Without an allocation per message.
-            let mut buf = [0u8; 12];
-            let mut w = &mut buf[..];
-            let _ = std::io::Write::write_fmt(&mut w, format_args!("{p}"));
-            let n = 12 - w.len();
-            a.str("procid", std::str::from_utf8(&buf[..n]).unwrap_or_default());
+            // Digits need no escaping: written without `fmt` or an allocation.
+            a.key("procid");
+            a.out.push(b'"');
+            if *p < 0 {
+                a.out.push(b'-');
+            }
+            write_u64(a.out, u64::from(p.unsigned_abs()));
+            a.out.push(b'"');
         }
         Some(ProcId::Name(n)) => a.str("procid", n),
         None => {}
@@ -318,19 +330,24 @@ fn fields(m: &Message<&str>, a: &mut Obj<'_>) {
     }
 }
 
-fn nanos(t: &DateTime<FixedOffset>) -> i128 {
-    i128::from(t.timestamp()) * 1_000_000_000 + i128::from(t.timestamp_subsec_nanos())
+fn timestamp_of(t: &DateTime<FixedOffset>) -> Option<Timestamp> {
+    let (secs, nanos) = (t.timestamp(), t.timestamp_subsec_nanos());
+    // chrono gives a leap second as nanoseconds past 10⁹: they count into the next second.
+    Timestamp::from_secs_nanos(
+        secs + i64::from(nanos / 1_000_000_000),
+        nanos % 1_000_000_000,
+    )
 }
 
 /// A wall-clock time in `tz` as nanoseconds since the epoch (`None` in a DST gap).
-fn instant(n: &NaiveDateTime, tz: SyslogTimezone) -> Option<i128> {
+fn instant(n: &NaiveDateTime, tz: SyslogTimezone) -> Option<Timestamp> {
     let t: DateTime<FixedOffset> = match tz {
         SyslogTimezone::Local => Local.from_local_datetime(n).earliest()?.fixed_offset(),
         SyslogTimezone::Fixed(secs) => FixedOffset::east_opt(secs)?
             .from_local_datetime(n)
             .earliest()?,
     };
-    Some(nanos(&t))
+    timestamp_of(&t)
 }
 
 /// The date in `tz` at `t`.
@@ -418,7 +435,7 @@ impl<'b> Obj<'b> {
 
     fn num(&mut self, k: &'static str, v: u64) {
         self.key(k);
-        self.out.extend_from_slice(v.to_string().as_bytes());
+        write_u64(self.out, v);
     }
 
     fn bool(&mut self, k: &'static str) {

@@ -261,3 +261,26 @@ fn labels_and_host_are_the_agents() {
     assert_eq!(e["attrs"]["device"], "other-host");
     assert!(e["attrs"].get("peer").is_none());
 }
+
+#[test]
+fn line_ends_nuls_and_outer_spaces_are_trimmed_and_nothing_else() {
+    for (raw, trimmed) in [
+        ("<13>hi\r\n", "<13>hi"),
+        ("  <13>hi \0\n\r ", "<13>hi"),
+        ("<13>é\t\n", "<13>é\t"),
+        ("\n\r\0  ", ""),
+        ("", ""),
+        ("\u{a0}x\u{a0}", "\u{a0}x\u{a0}"),
+    ] {
+        assert_eq!(text_trimmed(raw), trimmed, "{raw:?}");
+    }
+}
+
+#[test]
+fn negative_and_large_procids_are_written_as_their_digits() {
+    for (pid, text) in [("-17", "-17"), ("2147483647", "2147483647"), ("0", "0")] {
+        let raw = format!("<13>1 2026-12-05T22:00:00Z host app {pid} - - hi");
+        let (e, _) = parse_with(SyslogTimezone::Fixed(0), raw.as_bytes(), false);
+        assert_eq!(e["attrs"]["procid"], text, "{raw}");
+    }
+}
