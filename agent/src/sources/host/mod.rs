@@ -95,61 +95,31 @@ pub async fn run(cfg: HostConfig, emitter: Emitter, mut shutdown: Shutdown) {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, HashSet};
+    use std::collections::HashSet;
 
-    use logops_common::batch::Encoding;
     use logops_common::event::Payload;
     use logops_common::units::HumanDuration;
 
     use super::*;
-    use crate::buffer::{Buffer, BufferOptions};
-    use crate::config::WhenFull;
-    use crate::metrics::AgentMetrics;
+    use crate::pipeline::testing::TestPipeline;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn run_emits_one_chunk_per_sample_until_shutdown() {
-        let dir = tempfile::tempdir().unwrap();
-        let buffer = Buffer::open(
-            dir.path(),
-            &BufferOptions {
-                cache_bytes: 1 << 20,
-                flush_interval: Duration::from_millis(100),
-                zstd_level: 3,
-            },
-        )
-        .unwrap();
-        let labels: BTreeMap<String, String> = [("env".to_owned(), "test".to_owned())].into();
-        let emitter = Emitter::new(
-            buffer.clone(),
-            64 << 20,
-            WhenFull::Block,
-            Arc::new(AgentMetrics::new()),
-            Arc::from("agent-7"),
-            labels,
-        );
+        let p = TestPipeline::new("agent-7", &[("env", "test")], 64 << 20);
         let (trigger, shutdown) = Shutdown::new();
         let cfg = HostConfig {
             interval: HumanDuration::secs(1),
             ..HostConfig::default()
         };
-        let task = tokio::spawn(run(cfg, emitter, shutdown));
+        let task = tokio::spawn(run(cfg, p.emitter.clone(), shutdown));
         // Two samples: the first right away, the second an interval later.
-        let mut seen = 0;
-        while buffer.stats().unwrap().queued_chunks < 2 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            seen += 1;
-            assert!(seen < 1200, "no second sample within a minute");
-        }
+        p.wait_for_chunks(2, Duration::from_secs(60), "a second sample")
+            .await;
         trigger.trigger();
         task.await.unwrap();
 
-        let chunks = buffer.stats().unwrap().queued_chunks;
-        let batch = buffer
-            .cut(usize::MAX, usize::MAX, Encoding::Identity, 3)
-            .unwrap()
-            .unwrap();
-        let body = crate::codec::decode(&batch.body, batch.encoding).unwrap();
-        let text = std::str::from_utf8(&body).unwrap();
+        let chunks = p.buffer.stats().unwrap().queued_chunks;
+        let text = p.take_all();
         let mut stamps = HashSet::new();
         let mut names = HashSet::new();
         for line in text.lines() {

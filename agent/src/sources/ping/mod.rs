@@ -131,41 +131,19 @@ pub async fn run_rounds(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
     use std::time::Duration;
 
-    use logops_common::batch::Encoding;
     use logops_common::event::{MetricValue, Payload};
     use logops_common::units::HumanDuration;
 
     use super::*;
-    use crate::buffer::{Buffer, BufferOptions};
-    use crate::config::WhenFull;
-    use crate::metrics::AgentMetrics;
+    use crate::pipeline::testing::TestPipeline;
 
     /// The source as the agent runs it: rounds land in the buffer until shutdown. Needs
     /// root or ping_group_range (as the test suite runs).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn rounds_reach_the_buffer_until_shutdown() {
-        let dir = tempfile::tempdir().unwrap();
-        let buffer = Buffer::open(
-            dir.path(),
-            &BufferOptions {
-                cache_bytes: 1 << 20,
-                flush_interval: Duration::from_millis(100),
-                zstd_level: 3,
-            },
-        )
-        .unwrap();
-        let labels: BTreeMap<String, String> = [("env".to_owned(), "test".to_owned())].into();
-        let emitter = Emitter::new(
-            buffer.clone(),
-            64 << 20,
-            WhenFull::Block,
-            Arc::new(AgentMetrics::new()),
-            Arc::from("agent-7"),
-            labels,
-        );
+        let p = TestPipeline::new("agent-7", &[("env", "test")], 64 << 20);
         let (trigger, shutdown) = Shutdown::new();
         let cfg = PingConfig {
             targets: vec!["127.0.0.1".into(), "::1".into()],
@@ -175,22 +153,14 @@ mod tests {
             timeout: HumanDuration::millis(200),
             labels: [("site".to_owned(), "lab".to_owned())].into(),
         };
-        let task = tokio::spawn(run(vec![cfg], emitter, shutdown));
-        let mut waited = 0;
-        while buffer.stats().unwrap().queued_chunks < 2 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            waited += 1;
-            assert!(waited < 200, "no second round within 10 s");
-        }
+        let task = tokio::spawn(run(vec![cfg], p.emitter.clone(), shutdown));
+        p.wait_for_chunks(2, Duration::from_secs(10), "a second round")
+            .await;
         trigger.trigger();
         task.await.unwrap();
-        let batch = buffer
-            .cut(usize::MAX, usize::MAX, Encoding::Identity, 3)
-            .unwrap()
-            .unwrap();
-        let body = crate::codec::decode(&batch.body, batch.encoding).unwrap();
+        let body = p.take_all();
         let mut up = 0;
-        for line in std::str::from_utf8(&body).unwrap().lines() {
+        for line in body.lines() {
             let e = logops_common::parse_line(line, 1).unwrap();
             assert_eq!((e.host.as_ref(), e.source.as_ref()), ("agent-7", "ping"));
             assert_eq!(
