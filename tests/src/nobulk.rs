@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context};
 use tempfile::TempDir;
 
-use crate::process::{send_signal, wait_for_exit};
+use crate::process::terminate;
 use crate::snmpd::{free_udp_ports, net_snmp_tool, parse_lines, udp_bound};
 
 /// Its v2c community.
@@ -162,12 +162,8 @@ impl NoBulkAgent {
 
 impl Drop for NoBulkAgent {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = send_signal(c.id(), libc::SIGTERM);
-            if !matches!(wait_for_exit(&mut c, Duration::from_secs(5)), Ok(Some(_))) {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
+        if let Some(c) = self.child.take() {
+            terminate(c, Duration::from_secs(5));
         }
     }
 }

@@ -345,6 +345,16 @@ pub fn wait_for_exit(
     }
 }
 
+/// Stops `child` by its PID: SIGTERM, then SIGKILL if it has not exited within `grace`;
+/// reaps it either way.
+pub fn terminate(mut child: std::process::Child, grace: std::time::Duration) {
+    let _ = send_signal(child.id(), libc::SIGTERM);
+    if !matches!(wait_for_exit(&mut child, grace), Ok(Some(_))) {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

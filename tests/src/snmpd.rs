@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context};
 use tempfile::TempDir;
 
-use crate::process::{send_signal, wait_for_exit};
+use crate::process::{send_signal, terminate};
 
 /// The v2c community.
 pub const COMMUNITY: &str = "public";
@@ -308,13 +308,10 @@ impl Snmpd {
 
     /// Stops it by PID (SIGTERM, then SIGKILL after 10 s).
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
+        if let Some(c) = self.child.take() {
+            // A stopped (SIGSTOP) daemon must run to act on SIGTERM.
             let _ = send_signal(c.id(), libc::SIGCONT);
-            let _ = send_signal(c.id(), libc::SIGTERM);
-            if !matches!(wait_for_exit(&mut c, Duration::from_secs(10)), Ok(Some(_))) {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
+            terminate(c, Duration::from_secs(10));
         }
     }
 

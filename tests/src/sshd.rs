@@ -32,7 +32,7 @@ use anyhow::{anyhow, bail, Context};
 use tempfile::TempDir;
 
 use crate::harness::{free_port, random_hex};
-use crate::process::{send_signal, wait_for_exit};
+use crate::process::terminate;
 
 /// The account the private sshd serves.
 pub const USER: &str = "logops-ssh-e2e";
@@ -448,12 +448,8 @@ impl Sshd {
     /// Stops it by PID (SIGTERM, then SIGKILL after 10 s). Sessions still open keep their
     /// own processes until their client goes away, as with any sshd.
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = send_signal(c.id(), libc::SIGTERM);
-            if !matches!(wait_for_exit(&mut c, Duration::from_secs(10)), Ok(Some(_))) {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
+        if let Some(c) = self.child.take() {
+            terminate(c, Duration::from_secs(10));
         }
     }
 }
@@ -547,12 +543,8 @@ impl FakeSwitch {
 
 impl Drop for FakeSwitch {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = send_signal(c.id(), libc::SIGTERM);
-            if !matches!(wait_for_exit(&mut c, Duration::from_secs(10)), Ok(Some(_))) {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
+        if let Some(c) = self.child.take() {
+            terminate(c, Duration::from_secs(10));
         }
     }
 }

@@ -18,7 +18,7 @@ use anyhow::{anyhow, Context};
 use tempfile::TempDir;
 
 use crate::harness::IngestHarness;
-use crate::process::{send_signal, wait_for_exit};
+use crate::process::{send_signal, terminate};
 
 /// A port free on 127.0.0.1 for both TCP and UDP.
 pub fn free_tcp_udp_port() -> u16 {
@@ -231,12 +231,8 @@ action(type="omfwd" target="127.0.0.1" port="{udp_port}" protocol="udp" template
 
     /// Stops it by PID (SIGTERM, SIGKILL after 10 s).
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = send_signal(c.id(), libc::SIGTERM);
-            if !matches!(wait_for_exit(&mut c, Duration::from_secs(10)), Ok(Some(_))) {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
+        if let Some(c) = self.child.take() {
+            terminate(c, Duration::from_secs(10));
         }
     }
 }

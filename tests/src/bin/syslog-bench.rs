@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use logops_e2e::agent::{release_agent_binary, AgentHarness, AgentOptions, ShipTarget};
-use logops_e2e::process::{cpu_seconds, send_signal, vm_hwm_bytes, wait_for_exit};
+use logops_e2e::process::{cpu_seconds, terminate, vm_hwm_bytes};
 use logops_e2e::syslog::{find_program, free_tcp_udp_port};
 
 const USAGE: &str = "usage: syslog-bench [--messages N] [--size BYTES] [--udp-messages N] [--udp-rate N] [--only tcp-max|tcp-100k|udp] [--skip-rsyslog] [--agent PATH]";
@@ -296,12 +296,8 @@ ruleset(name="b" queue.type="LinkedList" queue.size="200000") {{
 
 impl Drop for Rsyslog {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = send_signal(c.id(), libc::SIGTERM);
-            if !matches!(wait_for_exit(&mut c, Duration::from_secs(10)), Ok(Some(_))) {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
+        if let Some(c) = self.child.take() {
+            terminate(c, Duration::from_secs(10));
         }
     }
 }
