@@ -220,6 +220,31 @@ fn build_packages(out: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
     (debs, rpms)
 }
 
+/// The configurations the packages installed pass `check-config`, each read as the user
+/// its service runs as.
+fn check_installed_configs(root: &Path) {
+    run(&mut chrooted(
+        root,
+        "root",
+        &[
+            "logops-agent",
+            "check-config",
+            "--config",
+            "/etc/logops/agent.toml",
+        ],
+    ));
+    run(&mut chrooted(
+        root,
+        "logops-ingest:logops-ingest",
+        &[
+            "logops-ingest",
+            "check-config",
+            "--config",
+            "/etc/logops/ingest.toml",
+        ],
+    ));
+}
+
 #[test]
 fn the_packages_install_run_and_purge_in_a_debian_root() {
     let root = debian_root();
@@ -299,26 +324,7 @@ fn the_packages_install_run_and_purge_in_a_debian_root() {
         ],
     ));
     assert!(verify.trim().is_empty(), "{verify}");
-    run(&mut chrooted(
-        &root,
-        "root",
-        &[
-            "logops-agent",
-            "check-config",
-            "--config",
-            "/etc/logops/agent.toml",
-        ],
-    ));
-    run(&mut chrooted(
-        &root,
-        "logops-ingest:logops-ingest",
-        &[
-            "logops-ingest",
-            "check-config",
-            "--config",
-            "/etc/logops/ingest.toml",
-        ],
-    ));
+    check_installed_configs(&root);
 
     // Run both as their units do (the ingest as its user), on free ports: an operator's edit.
     let (port, metrics_port) = (free_port(), free_port());
@@ -448,26 +454,7 @@ fn the_packages_install_run_and_purge_in_a_debian_root() {
     rpm_host.args(&rpms);
     let said = run(&mut rpm_host);
     assert!(said.contains("made /etc/logops/ingest.toml"), "{said}");
-    run(&mut chrooted(
-        &root,
-        "root",
-        &[
-            "logops-agent",
-            "check-config",
-            "--config",
-            "/etc/logops/agent.toml",
-        ],
-    ));
-    run(&mut chrooted(
-        &root,
-        "logops-ingest:logops-ingest",
-        &[
-            "logops-ingest",
-            "check-config",
-            "--config",
-            "/etc/logops/ingest.toml",
-        ],
-    ));
+    check_installed_configs(&root);
     let listed = run(Command::new("rpm")
         .arg("--root")
         .arg(&root)
