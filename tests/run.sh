@@ -3,6 +3,8 @@
 # end-to-end test (the end-to-end tests start the real binaries on 127.0.0.1 themselves).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# One build from scratch: incremental state would only add gigabytes to the target directory.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 if [ -x tests/install-peers.sh ]; then
     tests/install-peers.sh
