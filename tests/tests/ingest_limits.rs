@@ -94,6 +94,42 @@ fn bodies_over_max_body_are_413() {
     assert_eq!(rows.len(), lines.len());
 }
 
+/// A client sends the whole body before it reads the answer. If the server answered early
+/// and closed with unread bytes, the kernel would reset the connection and the client would
+/// see a broken pipe instead of the answer, and retry the same batch forever. Bodies more
+/// than the socket buffers hold (loopback takes a few MB) make that race certain.
+#[test]
+fn refused_bodies_are_read_so_the_client_gets_the_answer() {
+    let h = IngestHarness::start(
+        IngestOptions::new()
+            .tenant(TenantSpec::new("acme"))
+            .set("limits", "max_body", "4MiB"),
+    );
+    let key = h.tenant("acme").key.clone();
+    let c = h.client();
+    let lines: Vec<String> = batch_lines("big", 1, 100_000);
+    let body = ndjson(&lines);
+    assert!(
+        body.len() as u64 > 12 * MIB && (body.len() as u64) < 16 * MIB,
+        "{}",
+        body.len()
+    );
+
+    for round in 0..3 {
+        let req = BatchRequest::raw(Some(&key), "big", 1, body.clone(), Some("identity"));
+        let r = c
+            .send(&req)
+            .unwrap_or_else(|e| panic!("round {round}: no answer: {e}"));
+        assert_eq!(r.status, 413, "{}", r.body);
+
+        let req = BatchRequest::raw(Some("not-a-key"), "big", 1, body.clone(), Some("identity"));
+        let r = c
+            .send(&req)
+            .unwrap_or_else(|e| panic!("round {round}: no answer: {e}"));
+        assert_eq!(r.status, 401, "{}", r.body);
+    }
+}
+
 #[test]
 fn decompression_bombs_are_413_with_bounded_memory() {
     // Default limits: max_body 8MiB, max_decompressed 64MiB.

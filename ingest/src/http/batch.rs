@@ -49,19 +49,26 @@ pub async fn post_batch(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Body,
+    mut body: Body,
 ) -> Response {
     let started = Instant::now();
     let batch_header = header(&headers, BATCH_HEADER).unwrap_or("-").to_owned();
     let span = tracing::debug_span!("batch", batch = %batch_header, peer = %peer);
     let mut tenant = None;
     let mut stages = Stages::default();
-    let result = handle(&app, peer, &headers, body, &mut tenant, &mut stages)
-        .instrument(span)
+    let result = handle(&app, peer, &headers, &mut body, &mut tenant, &mut stages)
+        .instrument(span.clone())
         .await;
     let response = match result {
         Ok(r) => r,
         Err(e) => {
+            if e.status != StatusCode::REQUEST_TIMEOUT {
+                let limits = &app.config.limits;
+                let budget = limits.max_body.bytes().saturating_mul(DISCARD_FACTOR);
+                discard_rest(&mut body, budget, limits.request_timeout.get())
+                    .instrument(span)
+                    .await;
+            }
             if e.status.is_server_error() || e.status == StatusCode::TOO_MANY_REQUESTS {
                 tracing::info!(batch = %batch_header, tenant = tenant.as_deref().unwrap_or("-"), status = e.status.as_u16(), "batch deferred: {}", e.message);
             } else {
@@ -95,6 +102,42 @@ pub async fn post_batch(
     response
 }
 
+/// How much of a refused body is read and thrown away, in multiples of `limits.max_body`.
+const DISCARD_FACTOR: u64 = 4;
+
+/// Reads and throws away what is left of a refused request's body, up to `budget` bytes and
+/// for at most `within`. An HTTP client sends the whole body before it reads the answer, and
+/// a connection closed with unread bytes is reset by the kernel, so without this a client
+/// that sent a slightly oversized batch (or a batch with a bad key) would see a broken pipe
+/// instead of our 413 (or 401) and retry the same batch forever. Bodies larger than the
+/// budget still get the answer, but the client may not read it.
+async fn discard_rest(body: &mut Body, budget: u64, within: std::time::Duration) {
+    use axum::body::HttpBody as _;
+    if body.is_end_stream() {
+        return;
+    }
+    let mut left = budget;
+    let drained = tokio::time::timeout(within, async {
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else { return false };
+            if let Some(data) = frame.data_ref() {
+                left = left.saturating_sub(data.len() as u64);
+                if left == 0 {
+                    return false;
+                }
+            }
+        }
+        true
+    })
+    .await;
+    if drained != Ok(true) {
+        tracing::debug!(
+            budget,
+            "a refused body was not read to its end; the connection closes"
+        );
+    }
+}
+
 fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
@@ -114,7 +157,7 @@ async fn handle(
     app: &App,
     peer: SocketAddr,
     headers: &HeaderMap,
-    body: Body,
+    body: &mut Body,
     tenant_out: &mut Option<String>,
     stages: &mut Stages,
 ) -> Result<Response, ApiError> {
@@ -195,7 +238,7 @@ async fn handle(
     }
     let timeout = app.config.limits.request_timeout.get();
     let raw: Bytes =
-        match tokio::time::timeout(timeout, Limited::new(body, max_body).collect()).await {
+        match tokio::time::timeout(timeout, Limited::new(&mut *body, max_body).collect()).await {
             Err(_) => {
                 return Err(ApiError::new(
                     StatusCode::REQUEST_TIMEOUT,
