@@ -55,6 +55,20 @@ fn prepare(
     Ok((emitter, shipper))
 }
 
+/// How long after its sources start the agent releases the code pages of its start-up.
+const START_UP_SETTLE: std::time::Duration = std::time::Duration::from_secs(15);
+
+fn release_start_up_pages() {
+    tokio::task::spawn_blocking(|| match crate::footprint::release_start_up_pages() {
+        Ok(r) => tracing::debug!(
+            mappings = r.mappings,
+            bytes = r.bytes,
+            "released the code pages of start-up"
+        ),
+        Err(e) => tracing::debug!("cannot release the code pages of start-up: {e}"),
+    });
+}
+
 /// Runs the agent until SIGTERM or SIGINT, or with `stdin`, until the end of its standard
 /// input (see [`crate::sources::stdin`]: then it fails if what was read could not all be
 /// sent within `ship.shutdown_timeout`).
@@ -130,8 +144,17 @@ pub async fn run(config_path: &Path, first: Config, stdin: bool) -> anyhow::Resu
         tokio::pin!(input_ended);
         tracing::info!(agent = %agent_id, sources = sources.len(), url = %config.ship.url, "logops-agent running");
 
+        // Start-up is over once the sources have run a little: give back the code pages
+        // only it used (see crate::footprint).
+        let settled = tokio::time::sleep(START_UP_SETTLE);
+        tokio::pin!(settled);
+        let mut released = false;
         let stop = loop {
             tokio::select! {
+                _ = &mut settled, if !released => {
+                    released = true;
+                    release_start_up_pages();
+                }
                 _ = term.recv() => break Stop::Terminate("SIGTERM"),
                 _ = int.recv() => break Stop::Terminate("SIGINT"),
                 _ = &mut input_ended => break Stop::Terminate("end of stdin"),

@@ -8,6 +8,7 @@ pub mod buffer;
 pub mod chunk;
 pub mod codec;
 pub mod config;
+pub mod footprint;
 pub mod metrics;
 pub mod pipeline;
 pub mod shipper;

@@ -199,6 +199,33 @@ pub fn rss_anon_file_bytes(pid: u32) -> Option<(u64, u64)> {
     ))
 }
 
+/// Resident bytes of a process's file-backed mappings, summed per file, largest first
+/// (`/proc/<pid>/smaps`): which code and libraries make up `RssFile`.
+pub fn rss_by_file(pid: u32) -> Option<Vec<(String, u64)>> {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).ok()?;
+    let mut by_file: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut current: Option<String> = None;
+    for line in smaps.lines() {
+        let mut fields = line.split_ascii_whitespace();
+        let Some(first) = fields.next() else { continue };
+        if first == "Rss:" {
+            if let (Some(file), Some(kb)) =
+                (&current, fields.next().and_then(|v| v.parse::<u64>().ok()))
+            {
+                *by_file.entry(file.clone()).or_default() += kb * 1024;
+            }
+        } else if !first.ends_with(':') && first.contains('-') {
+            current = fields
+                .nth(4)
+                .filter(|p| p.starts_with('/'))
+                .map(str::to_owned);
+        }
+    }
+    let mut v: Vec<(String, u64)> = by_file.into_iter().filter(|(_, b)| *b > 0).collect();
+    v.sort_by_key(|(_, bytes)| std::cmp::Reverse(*bytes));
+    Some(v)
+}
+
 /// The 1-minute load average of the machine (`/proc/loadavg`).
 pub fn load_average() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg")

@@ -38,7 +38,8 @@ use logops_e2e::agent::{
     ShipTarget,
 };
 use logops_e2e::process::{
-    dir_size, load_average, release_ingest_binary, rss_anon_file_bytes, threads, CpuTracker,
+    dir_size, load_average, release_ingest_binary, rss_anon_file_bytes, rss_by_file, threads,
+    CpuTracker,
 };
 use logops_e2e::{metric_sum, parse_prometheus, IngestHarness, IngestOptions, TenantSpec};
 
@@ -465,6 +466,9 @@ fn idle(args: &Args, agent_bin: &Path, ingest_bin: &Path) -> anyhow::Result<()> 
         mib(file_backed),
         mib(b.hwm)
     );
+    for (file, bytes) in rss_by_file(pid).unwrap_or_default().iter().take(6) {
+        println!("  {:>6.2} MiB  {file}", mib(*bytes));
+    }
     println!(
         "agent CPU                            {:.4}s over {wall:.0}s = {:.3} % of a core   (target ≤ 0.1 %)",
         used,
