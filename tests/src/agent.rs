@@ -252,6 +252,16 @@ impl AgentOptions {
         }
     }
 
+    /// The idle scenario of the footprint target: host metrics every 10 s, one quiet file
+    /// (rescanned every 10 s), default shipping. Used by agent-bench and symbol-order.
+    pub fn idle(id: &str, quiet_file: &Path) -> Self {
+        let mut opts = AgentOptions::new(id)
+            .files(FilesGroup::new(&[quiet_file]).set("rescan_interval", "10s"))
+            .host("10s");
+        opts.ship.clear();
+        opts
+    }
+
     /// Runs `logops-agent run --config FILE --stdin` with a pipe as its stdin.
     pub fn stdin(mut self) -> Self {
         self.run_args.push("--stdin".into());

@@ -1,6 +1,7 @@
 //! Locating the binaries under test, signalling processes by PID and reading their
 //! resource figures from `/proc`.
 
+use anyhow::Context as _;
 use std::path::{Path, PathBuf};
 
 /// Environment variable that overrides where the `logops-ingest` binary is.
@@ -224,6 +225,40 @@ pub fn rss_by_file(pid: u32) -> Option<Vec<(String, u64)>> {
     let mut v: Vec<(String, u64)> = by_file.into_iter().filter(|(_, b)| *b > 0).collect();
     v.sort_by_key(|(_, bytes)| std::cmp::Reverse(*bytes));
     Some(v)
+}
+
+/// How much of a symbol-ordering list (`agent/symbol-order.txt`: one mangled name per line,
+/// `#` comments) the release binary has: (names found among its symbols, names listed).
+/// Hashes in the names depend on the toolchain, Cargo.lock and the features of the build,
+/// so a binary built otherwise than the list was made for finds few of them.
+pub fn symbol_order_coverage(binary: &Path, list: &Path) -> anyhow::Result<(usize, usize)> {
+    let listed: Vec<String> = std::fs::read_to_string(list)
+        .with_context(|| format!("reading {}", list.display()))?
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect();
+    let nm = std::process::Command::new("nm")
+        .arg("--defined-only")
+        .arg(binary)
+        .output()
+        .context("running nm (binutils)")?;
+    anyhow::ensure!(
+        nm.status.success(),
+        "nm {}: {}",
+        binary.display(),
+        nm.status
+    );
+    let symbols: std::collections::HashSet<&str> = std::str::from_utf8(&nm.stdout)
+        .unwrap_or("")
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    let found = listed
+        .iter()
+        .filter(|n| symbols.contains(n.as_str()))
+        .count();
+    Ok((found, listed.len()))
 }
 
 /// The 1-minute load average of the machine (`/proc/loadavg`).

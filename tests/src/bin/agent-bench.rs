@@ -1,6 +1,13 @@
 //! `agent-bench`: end-to-end benchmarks of `logops-agent` shipping to `logops-ingest` on the
-//! same machine (release binaries: `cargo build --release -p logops-agent -p logops-ingest
-//! -p logops-e2e`). Figures are printed; nothing is asserted.
+//! same machine. Figures are printed; nothing is asserted. Build the binaries as they ship,
+//! then the benchmarks (one command for all three would build the agent with the test
+//! crate's dependency features, and its idle code would not be laid out together: see
+//! agent/build.rs):
+//!
+//! ```text
+//! cargo build --release --locked -p logops-agent -p logops-ingest
+//! cargo build --release --locked -p logops-e2e
+//! ```
 //!
 //! 1. Throughput, `--runs` times (a fresh ingest and agent each time): N lines of B bytes
 //!    are written to one file **before** the agent starts (`start_at = "beginning"`); from
@@ -38,8 +45,8 @@ use logops_e2e::agent::{
     ShipTarget,
 };
 use logops_e2e::process::{
-    dir_size, load_average, release_ingest_binary, rss_anon_file_bytes, rss_by_file, threads,
-    CpuTracker,
+    dir_size, load_average, release_ingest_binary, rss_anon_file_bytes, rss_by_file,
+    symbol_order_coverage, threads, CpuTracker,
 };
 use logops_e2e::{metric_sum, parse_prometheus, IngestHarness, IngestOptions, TenantSpec};
 
@@ -438,11 +445,7 @@ fn idle(args: &Args, agent_bin: &Path, ingest_bin: &Path) -> anyhow::Result<()> 
         .tempdir()?;
     let file = dir.path().join("quiet.log");
     std::fs::write(&file, "one line\n")?;
-    let mut opts = AgentOptions::new("idle-agent")
-        .files(FilesGroup::new(&[&file]).set("rescan_interval", "10s"))
-        .host("10s")
-        .binary(agent_bin.to_owned());
-    opts.ship.clear();
+    let opts = AgentOptions::idle("idle-agent", &file).binary(agent_bin.to_owned());
     let agent = AgentHarness::try_start(ShipTarget::of(&ingest, "bench"), opts)?;
     let pid = agent.pid().context("the agent runs")?;
     // Past the start and the first host sample.
@@ -468,6 +471,13 @@ fn idle(args: &Args, agent_bin: &Path, ingest_bin: &Path) -> anyhow::Result<()> 
     );
     for (file, bytes) in rss_by_file(pid).unwrap_or_default().iter().take(6) {
         println!("  {:>6.2} MiB  {file}", mib(*bytes));
+    }
+    let list = Path::new(env!("CARGO_MANIFEST_DIR")).join("../agent/symbol-order.txt");
+    match symbol_order_coverage(agent_bin, &list) {
+        Ok((found, listed)) => println!(
+            "idle code laid out together          {found} of the {listed} functions of agent/symbol-order.txt are in the binary"
+        ),
+        Err(e) => println!("idle code laid out together          unknown: {e:#}"),
     }
     println!(
         "agent CPU                            {:.4}s over {wall:.0}s = {:.3} % of a core   (target ≤ 0.1 %)",
