@@ -5,8 +5,8 @@
 //! It starts a release ingest and the release agent in agent-bench's idle scenario (host
 //! metrics every 10 s, one quiet file), the agent under valgrind's callgrind with
 //! instrumentation off; after start-up (`--settle-secs`, 30) it turns instrumentation on
-//! for `--profile-secs` (60), dumps, and lists every function of the agent's binary that
-//! ran, by mangled name. Run it again when agent-bench's idle RSS of the agent's own code
+//! for `--profile-secs` (240: some idle work runs once a minute or less), dumps, and lists
+//! every function of the agent's binary that ran, by mangled name. Run it again when agent-bench's idle RSS of the agent's own code
 //! grows, or after a toolchain or dependency update (symbol hashes change; lld skips names
 //! it does not find):
 //!
@@ -48,7 +48,7 @@ fn parse_args() -> anyhow::Result<Args> {
     let mut a = Args {
         out: PathBuf::from("agent/symbol-order.txt"),
         settle: Duration::from_secs(30),
-        profile: Duration::from_secs(60),
+        profile: Duration::from_secs(240),
         agent: None,
         ingest: None,
     };
