@@ -26,19 +26,30 @@ pub struct Released {
     pub bytes: u64,
 }
 
-/// One mapping of `/proc/self/smaps`, the fields that decide whether it may be released.
+/// One mapping of `/proc/<pid>/smaps`: where it is, what backs it, and how much of it is
+/// resident.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Mapping {
-    start: usize,
-    end: usize,
-    perms: String,
-    /// Backed by a file (its path starts with `/`), not anonymous or `[heap]`, `[vdso]`...
-    file_backed: bool,
-    rss_kb: u64,
-    anonymous_kb: u64,
+pub struct Mapping {
+    /// First address.
+    pub start: usize,
+    /// Address after the last byte.
+    pub end: usize,
+    /// `rwxp`-style permissions (`p` private, `s` shared).
+    pub perms: String,
+    /// The mapped file's path, a pseudo-path such as `[heap]`, or empty (anonymous).
+    pub path: String,
+    /// Resident size, KiB.
+    pub rss_kb: u64,
+    /// Resident pages of its own (anonymous or copied on write), KiB.
+    pub anonymous_kb: u64,
 }
 
 impl Mapping {
+    /// Backed by a file, not anonymous or `[heap]`, `[vdso]`...
+    pub fn file_backed(&self) -> bool {
+        self.path.starts_with('/')
+    }
+
     /// Read-only, private and backed by a file, with resident pages and not one page of its
     /// own: unmapping it loses nothing, every page comes back from the file as it was.
     fn releasable(&self) -> bool {
@@ -47,15 +58,15 @@ impl Mapping {
             && p[0] == b'r'
             && p[1] == b'-'
             && p[3] == b'p'
-            && self.file_backed
+            && self.file_backed()
             && self.rss_kb > 0
             && self.anonymous_kb == 0
     }
 }
 
-/// Parses `/proc/<pid>/smaps`: the address range, permissions and backing of each mapping, with
-/// its `Rss` and `Anonymous` sizes.
-fn parse_smaps(text: &str) -> Vec<Mapping> {
+/// Parses the text of `/proc/<pid>/smaps`: each mapping's address range, permissions and
+/// path, with its `Rss` and `Anonymous` sizes.
+pub fn parse_smaps(text: &str) -> Vec<Mapping> {
     let mut out: Vec<Mapping> = Vec::new();
     for line in text.lines() {
         let mut fields = line.split_ascii_whitespace();
@@ -72,7 +83,7 @@ fn parse_smaps(text: &str) -> Vec<Mapping> {
             }
             continue;
         }
-        // "start-end perms offset dev inode [path]"
+        // "start-end perms offset dev inode [path]"; the path may hold spaces.
         let Some((start, end)) = first.split_once('-') else {
             continue;
         };
@@ -83,12 +94,16 @@ fn parse_smaps(text: &str) -> Vec<Mapping> {
             continue;
         };
         let perms = fields.next().unwrap_or("").to_owned();
-        let file_backed = fields.nth(3).is_some_and(|p| p.starts_with('/'));
+        let mut rest = line;
+        for _ in 0..5 {
+            rest = rest.trim_start();
+            rest = &rest[rest.find(char::is_whitespace).unwrap_or(rest.len())..];
+        }
         out.push(Mapping {
             start,
             end,
             perms,
-            file_backed,
+            path: rest.trim().to_owned(),
             rss_kb: 0,
             anonymous_kb: 0,
         });
@@ -166,6 +181,8 @@ Anonymous:             0 kB
         assert_eq!(maps[1].start, 0x55d0c0200000);
         assert_eq!(maps[1].end, 0x55d0c0900000);
         assert_eq!(maps[2].anonymous_kb, 508);
+        assert_eq!(maps[4].path, "[heap]");
+        assert_eq!(maps[8].path, "/opt/with space/lib.so");
         let releasable: Vec<(&str, u64)> = maps
             .iter()
             .filter(|m| m.releasable())

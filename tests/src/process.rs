@@ -205,24 +205,12 @@ pub fn rss_anon_file_bytes(pid: u32) -> Option<(u64, u64)> {
 pub fn rss_by_file(pid: u32) -> Option<Vec<(String, u64)>> {
     let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).ok()?;
     let mut by_file: std::collections::BTreeMap<String, u64> = Default::default();
-    let mut current: Option<String> = None;
-    for line in smaps.lines() {
-        let mut fields = line.split_ascii_whitespace();
-        let Some(first) = fields.next() else { continue };
-        if first == "Rss:" {
-            if let (Some(file), Some(kb)) =
-                (&current, fields.next().and_then(|v| v.parse::<u64>().ok()))
-            {
-                *by_file.entry(file.clone()).or_default() += kb * 1024;
-            }
-        } else if !first.ends_with(':') && first.contains('-') {
-            current = fields
-                .nth(4)
-                .filter(|p| p.starts_with('/'))
-                .map(str::to_owned);
+    for m in logops_agent::footprint::parse_smaps(&smaps) {
+        if m.file_backed() && m.rss_kb > 0 {
+            *by_file.entry(m.path).or_default() += m.rss_kb * 1024;
         }
     }
-    let mut v: Vec<(String, u64)> = by_file.into_iter().filter(|(_, b)| *b > 0).collect();
+    let mut v: Vec<(String, u64)> = by_file.into_iter().collect();
     v.sort_by_key(|(_, bytes)| std::cmp::Reverse(*bytes));
     Some(v)
 }
@@ -420,6 +408,18 @@ pub fn terminate(mut child: std::process::Child, grace: std::time::Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rss_by_file_lists_this_test_binary_largest_first() {
+        let me = std::env::current_exe().unwrap();
+        let files = rss_by_file(std::process::id()).unwrap();
+        assert!(files.windows(2).all(|w| w[0].1 >= w[1].1), "{files:?}");
+        let (_, bytes) = files
+            .iter()
+            .find(|(f, _)| Path::new(f) == me)
+            .unwrap_or_else(|| panic!("{} not among {files:?}", me.display()));
+        assert!(*bytes > 0);
+    }
 
     #[test]
     fn a_binary_older_than_the_sources_is_refused() {
