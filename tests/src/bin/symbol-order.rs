@@ -33,50 +33,24 @@ use logops_e2e::agent::{release_agent_binary, AgentHarness, AgentOptions, ShipTa
 use logops_e2e::process::{release_ingest_binary, symbol_order_coverage, terminate};
 use logops_e2e::{IngestHarness, IngestOptions, TenantSpec};
 
-const USAGE: &str =
-    "usage: symbol-order [--out FILE] [--settle-secs N] [--profile-secs N] [--agent PATH] [--ingest PATH]";
-
+#[derive(clap::Parser)]
+#[command(about = "Writes the functions an idle agent runs, for the release link")]
 struct Args {
+    /// Where the list goes.
+    #[arg(long, default_value = "agent/symbol-order.txt")]
     out: PathBuf,
-    settle: Duration,
-    profile: Duration,
+    /// Seconds of start-up before profiling.
+    #[arg(long = "settle-secs", default_value_t = 30)]
+    settle_secs: u64,
+    /// Seconds profiled (some idle work runs once a minute or less).
+    #[arg(long = "profile-secs", default_value_t = 240)]
+    profile_secs: u64,
+    /// The agent binary (default: target/release/logops-agent).
+    #[arg(long)]
     agent: Option<PathBuf>,
+    /// The ingest binary (default: target/release/logops-ingest).
+    #[arg(long)]
     ingest: Option<PathBuf>,
-}
-
-fn parse_args() -> anyhow::Result<Args> {
-    let mut a = Args {
-        out: PathBuf::from("agent/symbol-order.txt"),
-        settle: Duration::from_secs(30),
-        profile: Duration::from_secs(240),
-        agent: None,
-        ingest: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || {
-            it.next()
-                .with_context(|| format!("{flag} needs a value\n{USAGE}"))
-        };
-        let secs = |v: String| -> anyhow::Result<Duration> {
-            Ok(Duration::from_secs(v.parse().with_context(|| {
-                format!("{flag}: not a number of seconds: {v}")
-            })?))
-        };
-        match flag.as_str() {
-            "--out" => a.out = PathBuf::from(value()?),
-            "--settle-secs" => a.settle = secs(value()?)?,
-            "--profile-secs" => a.profile = secs(value()?)?,
-            "--agent" => a.agent = Some(PathBuf::from(value()?)),
-            "--ingest" => a.ingest = Some(PathBuf::from(value()?)),
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            other => bail!("unknown argument {other}\n{USAGE}"),
-        }
-    }
-    Ok(a)
 }
 
 /// The functions of `object` that ran, by mangled name, from a callgrind output file (run
@@ -140,7 +114,11 @@ fn callgrind_control(args: &[&str]) -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
-    let args = parse_args()?;
+    let args = <Args as clap::Parser>::parse();
+    let (settle, profile) = (
+        Duration::from_secs(args.settle_secs),
+        Duration::from_secs(args.profile_secs),
+    );
     let agent_bin = match &args.agent {
         Some(p) => p.clone(),
         None => release_agent_binary()?,
@@ -182,12 +160,12 @@ fn main() -> anyhow::Result<()> {
     println!(
         "symbol-order: {} under callgrind (pid {pid}): {} s of start-up, then {} s profiled",
         agent_bin.display(),
-        args.settle.as_secs(),
-        args.profile.as_secs()
+        settle.as_secs(),
+        profile.as_secs()
     );
-    std::thread::sleep(args.settle);
+    std::thread::sleep(settle);
     callgrind_control(&["--instr=on", &pid])?;
-    std::thread::sleep(args.profile);
+    std::thread::sleep(profile);
     callgrind_control(&["--dump", &pid])?;
     // The dump is written asynchronously, to callgrind.out.<n>.
     let t = Instant::now();
